@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from .forms import CandidatesUploadForm, TasksUploadForm
+from .models import AnnotatorFlag, Assignment, Candidate, Comparison, Judgment, Study, StudyStatus, Task
+from .services import ValidationFailed, candidates_import, study_build_comparisons, tasks_import
+
+
+class UploadMixin:
+    """Adds an "Import JSONL" page to a changelist; the upload goes through the same service as the
+    management command, so errors are the same line-numbered list and nothing is half-written."""
+
+    upload_form: type
+    upload_title: str
+
+    def get_urls(self):  # type: ignore[no-untyped-def]
+        urls = super().get_urls()  # type: ignore[misc]
+        name = f"{self.model._meta.app_label}_{self.model._meta.model_name}_import"  # type: ignore[attr-defined]
+        view = self.admin_site.admin_view(self.import_view)  # type: ignore[attr-defined]
+        return [path("import/", view, name=name), *urls]
+
+    def run_upload(self, form) -> object:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def import_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_add_permission(request):  # type: ignore[attr-defined]
+            return HttpResponse(status=403)
+        form = self.upload_form(request.POST or None, request.FILES or None)
+        errors: list[str] = []
+        if request.method == "POST" and form.is_valid():
+            try:
+                report = self.run_upload(form)
+            except ValidationFailed as exc:
+                errors = [str(e) for e in exc.errors]
+            else:
+                messages.success(request, f"Imported: {report}")
+                opts = self.model._meta  # type: ignore[attr-defined]
+                return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
+        context = {
+            **self.admin_site.each_context(request),  # type: ignore[attr-defined]
+            "opts": self.model._meta,  # type: ignore[attr-defined]
+            "title": self.upload_title,
+            "form": form,
+            "errors": errors,
+        }
+        return TemplateResponse(request, "admin/annotation/import.html", context)
+
+
+@admin.register(Task)
+class TaskAdmin(UploadMixin, admin.ModelAdmin):
+    list_display = ("key", "domain", "split", "n_hidden", "updated_at")
+    list_filter = ("split", "domain")
+    search_fields = ("key", "full_task", "masked_task")
+    readonly_fields = ("created_at", "updated_at")
+    change_list_template = "admin/annotation/change_list_with_import.html"
+    upload_form = TasksUploadForm
+    upload_title = "Import tasks (JSON Lines)"
+
+    @admin.display(description="hidden facts")
+    def n_hidden(self, obj: Task) -> int:
+        return len(obj.hidden_facts or [])
+
+    def run_upload(self, form: TasksUploadForm) -> object:
+        return tasks_import(lines=form.cleaned_data["file"])
+
+
+@admin.register(Candidate)
+class CandidateAdmin(UploadMixin, admin.ModelAdmin):
+    list_display = ("task", "system", "n_questions", "created_at")
+    list_filter = ("system", "task__domain")
+    list_select_related = ("task", "system")
+    search_fields = ("task__key", "outline")
+    raw_id_fields = ("task",)
+    readonly_fields = ("created_at",)
+    change_list_template = "admin/annotation/change_list_with_import.html"
+    upload_form = CandidatesUploadForm
+    upload_title = "Import candidates (JSON Lines)"
+
+    @admin.display(description="questions")
+    def n_questions(self, obj: Candidate) -> int:
+        return len(obj.questions or [])
+
+    def run_upload(self, form: CandidatesUploadForm) -> object:
+        return candidates_import(lines=form.cleaned_data["file"], system_name=form.cleaned_data["system"])
+
+
+@admin.register(Study)
+class StudyAdmin(admin.ModelAdmin):
+    list_display = ("slug", "title", "kind", "status", "overlap", "n_comparisons", "created_at")
+    list_filter = ("kind", "status")
+    search_fields = ("slug", "title")
+    prepopulated_fields = {"slug": ("title",)}
+    filter_horizontal = ("systems", "annotators")
+    readonly_fields = ("created_at",)
+    actions = ("build_comparisons", "open_studies", "close_studies")
+
+    @admin.display(description="comparisons")
+    def n_comparisons(self, obj: Study) -> int:
+        return obj.comparisons.count()
+
+    @admin.action(description="Build comparisons from the systems' candidates")
+    def build_comparisons(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        for study in queryset:
+            created = study_build_comparisons(study=study)
+            self.message_user(request, f"{study.slug}: {created} new comparisons")
+
+    @admin.action(description="Open for annotation")
+    def open_studies(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        updated = queryset.update(status=StudyStatus.OPEN)
+        self.message_user(request, f"{updated} studies opened")
+
+    @admin.action(description="Close (no more judgments)")
+    def close_studies(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        updated = queryset.update(status=StudyStatus.CLOSED)
+        self.message_user(request, f"{updated} studies closed")
+
+
+@admin.register(Comparison)
+class ComparisonAdmin(admin.ModelAdmin):
+    list_display = ("id", "study", "task", "candidate_a", "candidate_b", "is_gold", "judgments_count")
+    list_filter = ("study", "is_gold")
+    list_select_related = (
+        "study",
+        "task",
+        "candidate_a__system",
+        "candidate_b__system",
+        "candidate_a__task",
+        "candidate_b__task",
+    )
+    search_fields = ("task__key",)
+    raw_id_fields = ("task", "candidate_a", "candidate_b")
+    readonly_fields = ("created_at", "slots_taken", "judgments_count")
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(admin.ModelAdmin):
+    list_display = ("id", "comparison", "annotator", "left", "state", "lease_expires_at", "created_at")
+    list_filter = ("state", "comparison__study")
+    list_select_related = ("comparison__study", "comparison__task", "annotator")
+    search_fields = ("annotator__username",)
+    raw_id_fields = ("comparison", "annotator")
+    readonly_fields = ("created_at", "updated_at")
+
+
+@admin.register(Judgment)
+class JudgmentAdmin(admin.ModelAdmin):
+    list_display = ("id", "comparison", "annotator", "choice", "seconds", "created_at")
+    list_filter = ("choice", "comparison__study")
+    list_select_related = ("comparison__study", "comparison__task", "annotator")
+    search_fields = ("annotator__username", "rationale")
+    raw_id_fields = ("assignment", "comparison", "annotator")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Judgment | None = None) -> list[str]:
+        # Judgments are immutable evidence; the database refuses updates too.
+        return [f.name for f in self.model._meta.fields] if obj else ["created_at"]
+
+
+@admin.register(AnnotatorFlag)
+class AnnotatorFlagAdmin(admin.ModelAdmin):
+    list_display = ("study", "annotator", "reason", "created_at")
+    list_filter = ("study",)
+    list_select_related = ("study", "annotator")
+    raw_id_fields = ("annotator",)

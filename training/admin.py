@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from .models import AutoEvalResult, GenerationJob, System, TrainingMetric, TrainingRun
+
+
+@admin.register(System)
+class SystemAdmin(admin.ModelAdmin):
+    list_display = ("name", "backend", "model_path", "training_run", "created_at")
+    list_filter = ("backend",)
+    list_select_related = ("training_run",)
+    search_fields = ("name", "model_path", "description")
+    raw_id_fields = ("training_run",)
+    readonly_fields = ("created_at",)
+
+
+@admin.register(GenerationJob)
+class GenerationJobAdmin(admin.ModelAdmin):
+    list_display = ("id", "system", "status", "done", "total", "failed", "created_at", "finished_at")
+    list_filter = ("status", "system")
+    list_select_related = ("system",)
+    readonly_fields = (
+        "done",
+        "skipped",
+        "failed",
+        "tokens",
+        "errors",
+        "error",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "created_by",
+    )
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(admin.ModelAdmin):
+    list_display = ("name", "algorithm", "status", "step", "max_steps", "device", "created_at")
+    list_filter = ("status", "algorithm", "device")
+    search_fields = ("name",)
+    raw_id_fields = ("base_system", "task_study")
+    readonly_fields = (
+        "status",
+        "step",
+        "log",
+        "error",
+        "heartbeat_at",
+        "last_completions",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "created_by",
+    )
+
+
+@admin.register(TrainingMetric)
+class TrainingMetricAdmin(admin.ModelAdmin):
+    list_display = ("run", "step", "created_at")
+    list_filter = ("run",)
+    list_select_related = ("run",)
+    raw_id_fields = ("run",)
+
+
+@admin.register(AutoEvalResult)
+class AutoEvalResultAdmin(admin.ModelAdmin):
+    list_display = ("id", "system", "baseline", "split", "n_tasks", "created_at")
+    list_select_related = ("system", "baseline")
+    readonly_fields = ("metrics", "created_at")

@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Backend(models.TextChoices):
+    TRANSFORMERS = "transformers", "transformers (local model)"
+    VLLM = "vllm", "vLLM (offline engine)"
+    OPENAI = "openai", "OpenAI-compatible endpoint"
+    STATIC = "static", "static (imported outputs)"
+
+
+class System(models.Model):
+    """A generator of candidates. Its name is for researchers only: never shown to annotators."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    backend = models.CharField(max_length=20, choices=Backend.choices, default=Backend.STATIC)
+    model_path = models.CharField(
+        max_length=500, blank=True, help_text="Local model directory, or the model name at an endpoint."
+    )
+    endpoint = models.CharField(max_length=500, blank=True, help_text="Base URL for the openai backend.")
+    generation_params = models.JSONField(
+        default=dict, blank=True, help_text='e.g. {"max_questions": 5, "temperature": 0.7, "max_new_tokens": 256}'
+    )
+    training_run = models.ForeignKey(
+        "training.TrainingRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="systems"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class GenerationJob(models.Model):
+    """Generate candidates for a set of tasks with one system; progress counted per (task, system)."""
+
+    system = models.ForeignKey(System, on_delete=models.CASCADE, related_name="generation_jobs")
+    task_ids = models.JSONField(default=list, help_text="Primary keys of the tasks to generate for.")
+    simulator = models.CharField(max_length=20, default="embedding")
+    status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    tokens = models.PositiveBigIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True, help_text="[{task_key, error}] for permanent failures")
+    error = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(done__lte=models.F("total")), name="genjob_done_lte_total"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Generation #{self.pk} ({self.system})"
+
+
+class Algorithm(models.TextChoices):
+    GRPO = "grpo", "GRPO (online RL on the elicitation reward)"
+    DPO = "dpo", "DPO (offline, on exported human preferences)"
+
+
+class Device(models.TextChoices):
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+class TrainingRun(models.Model):
+    name = models.SlugField(max_length=100, unique=True)
+    base_system = models.ForeignKey(
+        System,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Start from this system's model (or give a base model path).",
+    )
+    base_model_path = models.CharField(max_length=500, blank=True)
+    task_split = models.CharField(max_length=20, blank=True, help_text="Train on tasks of this split.")
+    task_study = models.ForeignKey(
+        "annotation.Study", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    tasks_file = models.CharField(max_length=500, blank=True, help_text="Or a JSONL file of tasks.")
+    algorithm = models.CharField(max_length=10, choices=Algorithm.choices, default=Algorithm.GRPO)
+    reward_config = models.JSONField(default=dict, blank=True)
+    hyperparameters = models.JSONField(default=dict, blank=True)
+    device = models.CharField(max_length=10, choices=Device.choices, default=Device.AUTO)
+    num_processes = models.PositiveSmallIntegerField(default=1)
+    deepspeed_config = models.CharField(max_length=500, blank=True)
+    status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    step = models.PositiveIntegerField(default=0)
+    max_steps = models.PositiveIntegerField(default=0)
+    output_dir = models.CharField(max_length=500, blank=True)
+    log = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    last_completions = models.JSONField(default=list, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TrainingMetric(models.Model):
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="metrics")
+    step = models.PositiveIntegerField()
+    values = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "step"]
+        constraints = [models.UniqueConstraint(fields=["run", "step"], name="metric_unique_run_step")]
+
+    def __str__(self) -> str:
+        return f"{self.run} step {self.step}"
+
+
+class AutoEvalResult(models.Model):
+    """Automatic evaluation of one system on a task split (the paper's automatic metric)."""
+
+    system = models.ForeignKey(System, on_delete=models.CASCADE, related_name="auto_evals")
+    baseline = models.ForeignKey(System, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    split = models.CharField(max_length=20, blank=True)
+    n_tasks = models.PositiveIntegerField(default=0)
+    metrics = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Auto-eval #{self.pk} ({self.system})"
