@@ -11,5 +11,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("results/", include("annotation.results_urls")),
+    path("generation/", include("training.generation_urls")),
+    path("training/", include("training.urls")),
     path("", include("annotation.urls")),
 ]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from .models import AutoEvalResult, GenerationJob, System, TrainingMetric, TrainingRun
+from training.models import AutoEvalResult, GenerationJob, System, TrainingMetric, TrainingRun
 
 
 @admin.register(System)

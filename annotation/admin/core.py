@@ -6,9 +6,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from .forms import CandidatesUploadForm, TasksUploadForm
-from .models import AnnotatorFlag, Assignment, Candidate, Comparison, Judgment, Study, StudyStatus, Task
-from .services import ValidationFailed, candidates_import, study_build_comparisons, tasks_import
+from annotation.forms import CandidatesUploadForm, TasksUploadForm
+from annotation.models import AnnotatorFlag, Assignment, Candidate, Comparison, Judgment, Study, StudyStatus, Task
+from annotation.services import ValidationFailed, candidates_import, study_build_comparisons, tasks_import
 
 
 class UploadMixin:

@@ -1,0 +1,5 @@
+"""Admin for systems, generation and training, one module per area."""
+
+from __future__ import annotations
+
+from . import core  # noqa: F401
