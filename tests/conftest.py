@@ -43,3 +43,11 @@ def uses_postgres() -> bool:
 
 def broker_url() -> str:
     return os.environ.get("CELERY_BROKER_URL", "filesystem://")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny Qwen2 chat model built in code (random weights, local BPE tokenizer). Built once per run."""
+    from training.tinymodel import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-qwen2"))
