@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 
-from .models import Study, StudyStatus
+from .models import Candidate, Study, StudyStatus
 
 
 def studies_visible_to(*, user: AbstractBaseUser) -> QuerySet[Study]:
@@ -17,3 +17,8 @@ def studies_visible_to(*, user: AbstractBaseUser) -> QuerySet[Study]:
 
 def studies_open_for_annotator(*, user: AbstractBaseUser) -> QuerySet[Study]:
     return studies_visible_to(user=user).filter(status=StudyStatus.OPEN).order_by("title")
+
+
+def study_blinding_excluded_count(*, study: Study) -> int:
+    """Candidates of the study's systems left out of it because they name a system or vendor."""
+    return Candidate.objects.filter(system__in=study.systems.all()).exclude(blinding_flags=[]).count()

@@ -7,16 +7,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
 from training.models import Backend, System
 
+from .blinding import compile_patterns, find_self_identification
 from .jsonl import LineError, ValidationFailed, parse_jsonl, require_text, require_text_list, validate_rows
 from .models import Candidate, Comparison, Split, Study, Task
 
 __all__ = [
     "ImportReport",
     "ValidationFailed",
+    "candidate_blinding_flags",
+    "candidates_clear_blinding_flags",
     "candidates_import",
     "study_build_comparisons",
     "tasks_import",
@@ -136,8 +140,26 @@ def candidates_import(*, lines: Iterable[bytes], system_name: str) -> ImportRepo
             report.notes.append(f"created static system '{system_name}'")
         for _, row in cleaned:
             task = tasks[row.pop("key")]
+            row["blinding_flags"] = candidate_blinding_flags(
+                questions=row["questions"], answers=row["answers"], outline=row["outline"]
+            )
             _upsert(Candidate, {"task": task, "system": system}, row, report)
+        flagged = sum(1 for _, row in cleaned if row["blinding_flags"])
+        if flagged:
+            report.notes.append(f"{flagged} candidate(s) name a system or vendor; studies leave them out")
     return report
+
+
+def candidate_blinding_flags(*, questions: list[str], answers: list[str], outline: str) -> list[str]:
+    """Snippets in which a candidate names a system or vendor; configurable via PIG_BLINDING_PATTERNS."""
+    names = System.objects.values_list("name", flat=True)
+    patterns = compile_patterns(names, getattr(settings, "PIG_BLINDING_PATTERNS", ()))
+    return find_self_identification([*questions, *answers, outline], patterns)
+
+
+def candidates_clear_blinding_flags(*, candidate_ids: Iterable[int]) -> int:
+    """A researcher reviewed the flagged text and found it harmless (e.g. "Claude Monet")."""
+    return Candidate.objects.filter(pk__in=list(candidate_ids)).exclude(blinding_flags=[]).update(blinding_flags=[])
 
 
 def _candidate_values(row: Any) -> tuple:
@@ -147,7 +169,8 @@ def _candidate_values(row: Any) -> tuple:
 
 def study_build_comparisons(*, study: Study, task_ids: Iterable[int] | None = None) -> int:
     """Pair the candidates of the study's systems on each task: every pair of systems, or each
-    system against the study's reference. Idempotent; returns how many comparisons were created."""
+    system against the study's reference. Candidates with blinding flags are left out. Idempotent;
+    returns how many comparisons were created."""
     systems = list(study.systems.order_by("name"))
     if study.reference_system_id:
         ref = study.reference_system
@@ -155,7 +178,8 @@ def study_build_comparisons(*, study: Study, task_ids: Iterable[int] | None = No
     else:
         pairs = list(itertools.combinations(systems, 2))
     system_ids = {s.pk for pair in pairs for s in pair}
-    candidates = Candidate.objects.filter(system_id__in=system_ids)
+    # Candidates that name a system or vendor would unblind annotators: leave them out.
+    candidates = Candidate.objects.filter(system_id__in=system_ids, blinding_flags=[])
     if task_ids is not None:
         candidates = candidates.filter(task_id__in=list(task_ids))
     by_task: dict[int, dict[int, Candidate]] = {}

@@ -122,6 +122,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
+LOGIN_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 10)  # failed logins per address or account …
+LOGIN_FAILURE_WINDOW = envint("LOGIN_FAILURE_WINDOW", 900)  # … within this many seconds
 LOGIN_REDIRECT_URL = "annotation:home"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -181,6 +183,8 @@ PIG = {
     "RUNS_DIR": Path(envstr("PIG_RUNS_DIR", str(VAR_DIR / "runs"))),
     "EXPORTS_DIR": Path(envstr("PIG_EXPORTS_DIR", str(VAR_DIR / "exports"))),
 }
+# Extra regular expressions that mark a candidate as self-identifying (beyond system names and vendors).
+PIG_BLINDING_PATTERNS = envlist("PIG_BLINDING_PATTERNS")
 
 LOGGING = {
     "version": 1,

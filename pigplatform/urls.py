@@ -4,12 +4,14 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from .auth import RateLimitedLoginView
+
 admin.site.site_header = "PIG Platform — research admin"
 admin.site.site_title = "PIG Platform"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", RateLimitedLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("results/", include("annotation.results_urls")),
     path("generation/", include("training.generation_urls")),

@@ -8,7 +8,14 @@ from django.urls import path, reverse
 
 from annotation.forms import CandidatesUploadForm, TasksUploadForm
 from annotation.models import AnnotatorFlag, Assignment, Candidate, Comparison, Judgment, Study, StudyStatus, Task
-from annotation.services import ValidationFailed, candidates_import, study_build_comparisons, tasks_import
+from annotation.selectors import study_blinding_excluded_count
+from annotation.services import (
+    ValidationFailed,
+    candidates_clear_blinding_flags,
+    candidates_import,
+    study_build_comparisons,
+    tasks_import,
+)
 
 
 class UploadMixin:
@@ -69,10 +76,26 @@ class TaskAdmin(UploadMixin, admin.ModelAdmin):
         return tasks_import(lines=form.cleaned_data["file"])
 
 
+class HasBlindingFlags(admin.SimpleListFilter):
+    title = "blinding"
+    parameter_name = "blinding"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("flagged", "Names a system or vendor"), ("clean", "Clean")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Candidate]) -> QuerySet[Candidate]:
+        if self.value() == "flagged":
+            return queryset.exclude(blinding_flags=[])
+        if self.value() == "clean":
+            return queryset.filter(blinding_flags=[])
+        return queryset
+
+
 @admin.register(Candidate)
 class CandidateAdmin(UploadMixin, admin.ModelAdmin):
-    list_display = ("task", "system", "n_questions", "created_at")
-    list_filter = ("system", "task__domain")
+    list_display = ("task", "system", "n_questions", "blinding_flags", "created_at")
+    list_filter = ("system", HasBlindingFlags, "task__domain")
+    actions = ("clear_blinding_flags",)
     list_select_related = ("task", "system")
     search_fields = ("task__key", "outline")
     raw_id_fields = ("task",)
@@ -85,13 +108,18 @@ class CandidateAdmin(UploadMixin, admin.ModelAdmin):
     def n_questions(self, obj: Candidate) -> int:
         return len(obj.questions or [])
 
+    @admin.action(description="Clear blinding flags (reviewed: the text does not reveal a system)")
+    def clear_blinding_flags(self, request: HttpRequest, queryset: QuerySet[Candidate]) -> None:
+        cleared = candidates_clear_blinding_flags(candidate_ids=queryset.values_list("pk", flat=True))
+        self.message_user(request, f"{cleared} candidates cleared; rebuild comparisons to include them")
+
     def run_upload(self, form: CandidatesUploadForm) -> object:
         return candidates_import(lines=form.cleaned_data["file"], system_name=form.cleaned_data["system"])
 
 
 @admin.register(Study)
 class StudyAdmin(admin.ModelAdmin):
-    list_display = ("slug", "title", "kind", "status", "overlap", "n_comparisons", "created_at")
+    list_display = ("slug", "title", "kind", "status", "overlap", "n_comparisons", "n_blinding_excluded", "created_at")
     list_filter = ("kind", "status")
     search_fields = ("slug", "title")
     prepopulated_fields = {"slug": ("title",)}
@@ -102,6 +130,10 @@ class StudyAdmin(admin.ModelAdmin):
     @admin.display(description="comparisons")
     def n_comparisons(self, obj: Study) -> int:
         return obj.comparisons.count()
+
+    @admin.display(description="left out (name a system)")
+    def n_blinding_excluded(self, obj: Study) -> int:
+        return study_blinding_excluded_count(study=obj)
 
     @admin.action(description="Build comparisons from the systems' candidates")
     def build_comparisons(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
