@@ -80,7 +80,9 @@ def judgment_export_rows(
     flagged = flagged_annotator_ids(study=study)
     names: dict[int, str] = {}  # one hash per annotator, not per row
     for row in study_judgments(study=study).values_list(*_FIELDS).iterator(chunk_size=chunk_size):
-        (jid, item, key, domain, sys_a, sys_b, choice, left, uid, username, gold, crit, rationale, sec, active, at) = row
+        (jid, item, key, domain, sys_a, sys_b, choice, left, uid, username, gold, crit, rationale, sec, active, at) = (
+            row
+        )
         if uid not in names:
             names[uid] = username if real_usernames else annotator_pseudonym(uid)
         yield {

@@ -26,15 +26,21 @@ def study_with_judgments(
     """Every pair of systems on every task, judged by `per_comparison` (default: all) of the annotators,
     who prefer stronger systems, tie a fifth of the time and lean slightly to the left."""
     rng = np.random.default_rng(seed)
-    study = factories.StudyFactory(kind=kind, overlap=per_comparison or len(annotators), **({"slug": slug} if slug else {}))
+    study = factories.StudyFactory(
+        kind=kind, overlap=per_comparison or len(annotators), **({"slug": slug} if slug else {})
+    )
     sys_rows = [factories.SystemFactory(name=name) for name in systems]
     study.systems.set(sys_rows)
     strength = dict(zip(systems, strengths, strict=True))
     now = timezone.now()
     for t in range(tasks):
         task = factories.TaskFactory()
-        cands = {s.name: Candidate.objects.create(task=task, system=s, questions=[f"{s.name} asks {t}?"],
-                                                  outline=f"Outline by {s.name} for {task.key}") for s in sys_rows}
+        cands = {
+            s.name: Candidate.objects.create(
+                task=task, system=s, questions=[f"{s.name} asks {t}?"], outline=f"Outline by {s.name} for {task.key}"
+            )
+            for s in sys_rows
+        }
         for x, y in itertools.combinations(systems, 2):
             comparison = Comparison.objects.create(study=study, task=task, candidate_a=cands[x], candidate_b=cands[y])
             judges = rng.choice(len(annotators), per_comparison or len(annotators), replace=False)
@@ -44,12 +50,20 @@ def study_with_judgments(
                 p_a = 1 / (1 + np.exp(strength[y] - strength[x]))
                 choice = "tie" if rng.random() < 0.2 else ("a" if rng.random() < p_a else "b")
                 assignment = Assignment.objects.create(
-                    comparison=comparison, annotator=user, left=left, lease_expires_at=now + timedelta(minutes=30),
+                    comparison=comparison,
+                    annotator=user,
+                    left=left,
+                    lease_expires_at=now + timedelta(minutes=30),
                     state="submitted",
                 )
                 Judgment.objects.create(
-                    assignment=assignment, comparison=comparison, annotator=user, choice=choice,
-                    seconds=float(rng.integers(5, 90)), criteria={"Relevance": choice}, rationale=f"because {t}",
+                    assignment=assignment,
+                    comparison=comparison,
+                    annotator=user,
+                    choice=choice,
+                    seconds=float(rng.integers(5, 90)),
+                    criteria={"Relevance": choice},
+                    rationale=f"because {t}",
                 )
             Comparison.objects.filter(pk=comparison.pk).update(judgments_count=len(judges), slots_taken=len(judges))
     return study

@@ -177,8 +177,15 @@ def test_trl_file_loads_with_datasets_and_dpo_trainer_accepts_it(annotators, tmp
     raw.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, pad_token="<pad>", unk_token="<unk>", eos_token="<eos>")
     config = LlamaConfig(
-        vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-        num_key_value_heads=2, max_position_embeddings=256, pad_token_id=0, eos_token_id=2,
+        vocab_size=len(vocab),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=0,
+        eos_token_id=2,
     )
     model = LlamaForCausalLM(config)
     args = trl.DPOConfig(output_dir=str(tmp_path / "dpo"), report_to=[], max_steps=0, use_cpu=True)

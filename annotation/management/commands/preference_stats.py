@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotation.stats import DEFAULT_BOOT, TableError, preference_report
+from annotation.stats import DEFAULT_BOOT, Table, TableError, preference_report
 from annotation.stats.io import read_judgments_csv
 
 
@@ -83,7 +83,7 @@ class Command(BaseCommand):
         else:
             self.stdout.write(format_report(report))
 
-    def _table(self, opts: dict[str, Any]):  # noqa: ANN202 - Table
+    def _table(self, opts: dict[str, Any]) -> Table:
         if opts["from_csv"]:
             return read_judgments_csv(opts["from_csv"], exclude_flagged=opts["exclude_flagged"])
         from annotation.models import Study
