@@ -69,6 +69,17 @@ def flagged_annotator_ids(*, study: Study) -> set[int]:
     return set(AnnotatorFlag.objects.filter(study=study).values_list("annotator_id", flat=True))
 
 
+def study_annotator_names(*, study: Study, real_usernames: bool = False) -> dict[int, str]:
+    """Annotator id -> name in exports, for everyone who judged in the study."""
+    rows = (
+        Judgment.objects.filter(comparison__study=study)
+        .values_list("annotator_id", "annotator__username")
+        .distinct()
+        .order_by()
+    )
+    return {uid: (username if real_usernames else annotator_pseudonym(uid)) for uid, username in rows}
+
+
 def study_judgments(*, study: Study) -> QuerySet[Judgment]:
     return Judgment.objects.filter(comparison__study=study).order_by("id")
 

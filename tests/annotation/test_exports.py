@@ -85,10 +85,10 @@ def test_parquet_holds_the_same_rows_as_csv(study, tmp_path):
 
 def test_a_failed_export_leaves_no_file(study, tmp_path, monkeypatch):
     def broken(**kwargs):
-        yield from []
+        yield b"judgment_id,study\n1,half"
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(exports, "judgment_export_rows", broken)
+    monkeypatch.setattr(exports, "export_chunks", broken)
     target = tmp_path / "j.csv"
     with pytest.raises(RuntimeError):
         exports.export_to_file(study=study, fmt="csv", path=target)
