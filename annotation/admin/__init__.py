@@ -2,4 +2,7 @@
 
 from __future__ import annotations
 
-from . import core  # noqa: F401
+from . import (
+    core,  # noqa: F401
+    results,  # noqa: F401  (after core: it extends the registered StudyAdmin)
+)

@@ -1,0 +1,39 @@
+"""Export a study's judgments (csv, jsonl, parquet) or its majority preference pairs (trl)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from annotation.exports import FORMATS, ExportError, export_to_file
+from annotation.models import Study
+
+
+class Command(BaseCommand):
+    help = "Stream a study's judgments to a file, written atomically (complete or absent)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--study", required=True, help="study slug")
+        parser.add_argument("--format", required=True, choices=FORMATS)
+        parser.add_argument("-o", "--output", required=True, help="file to write")
+        parser.add_argument(
+            "--real-usernames", action="store_true", help="annotators by username instead of pseudonymous id"
+        )
+        parser.add_argument("--exclude-flagged", action="store_true", help="trl: ignore flagged annotators' votes")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        study = Study.objects.filter(slug=opts["study"]).first()
+        if study is None:
+            raise CommandError(f"no study with slug {opts['study']!r}")
+        try:
+            report = export_to_file(
+                study=study,
+                fmt=opts["format"],
+                path=opts["output"],
+                real_usernames=opts["real_usernames"],
+                exclude_flagged=opts["exclude_flagged"],
+            )
+        except ExportError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(f"Wrote {opts['output']}: {report}")

@@ -1,0 +1,113 @@
+"""Researcher results pages (staff only): figures of a study, progress, and streamed downloads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET
+
+from annotation.exports import CONTENT_TYPES, EXTENSIONS, FORMATS, ExportReport, export_chunks
+from annotation.models import Study
+from annotation.selectors_stats import study_judgments_table, study_progress, study_stats_version
+from annotation.stats import preference_report
+from annotation.stats.svg import forest, pair_bars
+
+CACHE_SECONDS = 7 * 24 * 3600
+_PCT = {
+    "win_share",
+    "tie_share",
+    "loss_share",
+    "win_rate_a",
+    "bootstrap_low",
+    "bootstrap_high",
+    "wilson_low",
+    "wilson_high",
+    "left_share",
+    "percent_agreement",
+}
+_P = {"p_value", "p_holm"}
+_NUM = {"krippendorff_alpha", "fleiss_kappa", "cohen_kappa_mean"}
+
+
+def _display(row: dict[str, Any]) -> dict[str, Any]:
+    """The row plus formatted copies of its figures (`x_pct`, `x_pcts` signed, `x_fmt`); "–" for undefined."""
+    out = dict(row)
+    for key, value in row.items():
+        if key in _PCT:
+            out[f"{key}_pct"] = "–" if value is None else f"{100 * value:.1f}%"
+        elif key == "margin_a":
+            out[f"{key}_pcts"] = f"{100 * value:+.1f}%"
+        elif key in _P:
+            out[f"{key}_fmt"] = f"{value:.3f}" if value >= 1e-3 else f"{value:.1e}"
+        elif key in _NUM:
+            out[f"{key}_fmt"] = "–" if value is None else f"{value:.3f}"
+    return out
+
+
+def _get_study_for_staff(request: HttpRequest, slug: str) -> Study:
+    if not request.user.is_staff:
+        raise PermissionDenied
+    return get_object_or_404(Study, slug=slug)
+
+
+def study_figures(*, study: Study, exclude_flagged: bool) -> dict[str, Any]:
+    """The report and its plots, cached until the study gains a judgment or a flag (the version
+    is part of the key, so a stale entry is never read; old ones simply expire)."""
+    reference = study.reference_system.name if study.reference_system_id else None
+    key = f"pig:results:v1:{study.pk}:{study_stats_version(study=study)}:{int(exclude_flagged)}:{reference}"
+    figures = cache.get(key)
+    if figures is None:
+        # Usernames here: the page is for staff, who see them in admin anyway; exports pseudonymise.
+        table = study_judgments_table(study=study, exclude_flagged=exclude_flagged, real_usernames=True)
+        report = preference_report(table, reference=reference)
+        figures = {
+            "report": report,
+            "bars": pair_bars(report["pairs"]) if report["pairs"] else "",
+            "forest": forest(report["ratings"]),
+        }
+        cache.set(key, figures, CACHE_SECONDS)
+    return figures
+
+
+@login_required
+@require_GET
+def study_results(request: HttpRequest, slug: str) -> HttpResponse:
+    study = _get_study_for_staff(request, slug)
+    exclude_flagged = request.GET.get("exclude_flagged") == "1"
+    figures = study_figures(study=study, exclude_flagged=exclude_flagged)
+    report = {key: [_display(row) for row in rows] for key, rows in figures["report"].items()}
+    context = {
+        "study": study,
+        "exclude_flagged": exclude_flagged,
+        "report": report,
+        "bars": figures["bars"],
+        "forest": figures["forest"],
+        "overall_bias": [r for r in report["position_bias"] if r["annotator"] is None],
+        "annotator_bias": [r for r in report["position_bias"] if r["annotator"] is not None],
+        "progress": study_progress(study=study),
+        "formats": FORMATS,
+    }
+    return render(request, "annotation/results.html", context)
+
+
+@login_required
+@require_GET
+def study_download(request: HttpRequest, slug: str, fmt: str) -> StreamingHttpResponse:
+    study = _get_study_for_staff(request, slug)
+    if fmt not in FORMATS:
+        raise Http404("unknown format")
+    chunks = export_chunks(
+        study=study,
+        fmt=fmt,
+        real_usernames=request.GET.get("real_usernames") == "1",
+        exclude_flagged=request.GET.get("exclude_flagged") == "1",
+        report=ExportReport(),
+    )
+    response = StreamingHttpResponse(chunks, content_type=CONTENT_TYPES[fmt])
+    response["Content-Disposition"] = f'attachment; filename="{study.slug}-judgments.{EXTENSIONS[fmt]}"'
+    return response

@@ -1,0 +1,119 @@
+"""The researcher's results page: staff only, every section present, escaped, cached, and downloads stream."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+
+import pytest
+from django.core.cache import cache
+from django.urls import reverse
+
+from annotation.models import AnnotatorFlag, Assignment, Judgment
+from annotation.selectors_stats import annotator_pseudonym
+from tests import factories
+from tests.factories_stats import study_with_judgments
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    cache.clear()
+
+
+@pytest.fixture
+def study(alice, bob, charlie):
+    return study_with_judgments(annotators=[alice, bob, charlie], tasks=6, slug="questions-study")
+
+
+def test_annotators_cannot_see_results(client, alice, study):
+    client.force_login(alice)
+    assert client.get(reverse("results:study", args=[study.slug])).status_code == 403
+    assert client.get(reverse("results:download", args=[study.slug, "csv"])).status_code == 403
+
+
+def test_anonymous_visitors_are_sent_to_log_in(client, study):
+    response = client.get(reverse("results:study", args=[study.slug]))
+    assert response.status_code == 302
+    assert reverse("login") in response["Location"]
+
+
+def test_the_researcher_sees_every_section(client, researcher, study):
+    client.force_login(researcher)
+    response = client.get(reverse("results:study", args=[study.slug]))
+    assert response.status_code == 200
+    html = response.content.decode()
+    for heading in ("Progress", "Pairs", "Bradley–Terry ratings", "Agreement", "Position bias", "By domain"):
+        assert f"<h2>{heading}</h2>" in html
+    assert html.count("<svg") == 2  # stacked bars and the forest plot, rendered on the server
+    assert "gpt-4o vs o3-mini" in html
+    assert "54 of 54 judgments" in html
+    for fmt in ("csv", "jsonl", "parquet", "trl"):
+        assert reverse("results:download", args=[study.slug, fmt]) in html
+    assert "<script" not in html
+
+
+def test_system_names_are_escaped_in_tables_and_plots(client, researcher, alice, bob):
+    study = study_with_judgments(annotators=[alice, bob], systems=("evil<script>", "plain"), strengths=(0, 0), tasks=3)
+    client.force_login(researcher)
+    html = client.get(reverse("results:study", args=[study.slug])).content.decode()
+    assert "<script>" not in html
+    assert "evil&lt;script&gt;" in html
+
+
+def test_a_new_judgment_refreshes_the_cached_figures(client, researcher, study):
+    client.force_login(researcher)
+    url = reverse("results:study", args=[study.slug])
+    before = client.get(url).context["report"]["pairs"]
+    dora = factories.UserFactory(username="dora")
+    comparison = study.comparisons.first()
+    assignment = Assignment.objects.create(
+        comparison=comparison, annotator=dora, left="a", lease_expires_at=comparison.created_at
+    )
+    Judgment.objects.create(assignment=assignment, comparison=comparison, annotator=dora, choice="a", seconds=4)
+    after = client.get(url).context["report"]["pairs"]
+    assert sum(r["n"] for r in after) == sum(r["n"] for r in before) + 1
+
+
+def test_flagged_annotators_can_be_excluded_on_the_page(client, researcher, alice, study):
+    AnnotatorFlag.objects.create(study=study, annotator=alice)
+    client.force_login(researcher)
+    url = reverse("results:study", args=[study.slug])
+    everyone = client.get(url).context["report"]["pairs"]
+    kept = client.get(url, {"exclude_flagged": "1"}).context["report"]["pairs"]
+    assert sum(r["n"] for r in kept) == sum(r["n"] for r in everyone) - 18
+
+
+def test_the_csv_download_streams_every_judgment_pseudonymously(client, researcher, alice, study):
+    client.force_login(researcher)
+    response = client.get(reverse("results:download", args=[study.slug, "csv"]))
+    assert response.status_code == 200
+    assert response.streaming
+    assert 'filename="questions-study-judgments.csv"' in response["Content-Disposition"]
+    body = b"".join(response.streaming_content).decode()
+    rows = list(csv.DictReader(io.StringIO(body)))
+    assert len(rows) == 54
+    assert annotator_pseudonym(alice.pk) in {r["annotator"] for r in rows}
+    assert "alice" not in body
+
+
+def test_an_unknown_download_format_is_not_found(client, researcher, study):
+    client.force_login(researcher)
+    assert client.get(reverse("results:download", args=[study.slug, "xlsx"])).status_code == 404
+
+
+def test_the_study_admin_links_to_results(client, researcher, study):
+    client.force_login(researcher)
+    html = client.get(reverse("admin:annotation_study_changelist")).content.decode()
+    assert reverse("results:study", args=[study.slug]) in html
+
+
+def test_cached_figures_come_back_fast(client, researcher, study):
+    client.force_login(researcher)
+    url = reverse("results:study", args=[study.slug])
+    client.get(url)
+    started = time.perf_counter()
+    client.get(url)
+    assert time.perf_counter() - started < 1.0
