@@ -178,7 +178,11 @@ class Assignment(models.Model):
             # An annotator is never served the same comparison twice, whatever happened the first time.
             models.UniqueConstraint(fields=["comparison", "annotator"], name="assignment_unique_annotator"),
         ]
-        indexes = [models.Index(fields=["annotator", "state"], name="assignment_annotator_state")]
+        indexes = [
+            models.Index(fields=["annotator", "state"], name="assignment_annotator_state"),
+            # Reclaiming expired leases scans only live leases, however many finished assignments exist.
+            models.Index(fields=["lease_expires_at"], condition=Q(state="active"), name="assignment_live_lease"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.comparison} → {self.annotator}"
@@ -224,3 +228,12 @@ class AnnotatorFlag(models.Model):
 
     def __str__(self) -> str:
         return f"{self.annotator} excluded from {self.study}"
+
+
+class StudyAnnotatorQuality(Study):
+    """Admin entry point for a study's per-annotator table (counts, gold accuracy, timing, position habit)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "annotator quality"
+        verbose_name_plural = "annotator quality"
