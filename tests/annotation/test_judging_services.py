@@ -132,7 +132,8 @@ def test_submitting_twice_yields_one_judgment(alice):
     assignment = _next(study, alice)
     first, created = _submit(assignment, alice, choice="2")
     again, created_again = _submit(assignment, alice, choice="1")
-    assert created and not created_again
+    assert created
+    assert not created_again
     assert again.pk == first.pk
     assert Judgment.objects.count() == 1
     assert Comparison.objects.get(pk=assignment.comparison_id).judgments_count == 1
@@ -255,8 +256,10 @@ def test_gold_accuracy_is_kept_and_weak_annotators_are_flagged(alice, bob):
     assert selectors.gold_accuracy(study=study, annotator=bob) == (0, 3)
     assert list(AnnotatorFlag.objects.values_list("annotator__username", flat=True)) == ["bob"]
     table = {row.username: row for row in selectors.annotator_quality_table(study=study)}
-    assert table["bob"].flagged and table["bob"].gold_accuracy == 0
-    assert table["alice"].gold_accuracy == 1 and not table["alice"].flagged
+    assert table["bob"].flagged
+    assert table["bob"].gold_accuracy == 0
+    assert table["alice"].gold_accuracy == 1
+    assert not table["alice"].flagged
 
 
 def test_the_quality_table_reports_position_habit_and_median_time(alice):
