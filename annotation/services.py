@@ -208,6 +208,10 @@ def study_build_comparisons(*, study: Study, task_ids: Iterable[int] | None = No
 
 # --- Judging: the assignment engine and judgments -------------------------------------------------
 #
+# Row locks are FOR NO KEY UPDATE (`no_key=True`): inserting a judgment or assignment takes a
+# FOR KEY SHARE lock on the rows it references, and a plain FOR UPDATE would make every such
+# insert queue behind whoever is claiming the same comparison.
+#
 # Annotators speak in screen positions ("1" = left = Response 1, "2" = right, "tie"); the database
 # speaks in candidates (a/b/tie). The translation happens here, through the assignment's stored
 # `left`, so nothing annotator-facing ever needs to know which candidate is which.
@@ -270,12 +274,16 @@ def _may_judge(study: Study, user: AbstractBaseUser) -> bool:
 def assignments_expire(*, study: Study | None = None, now: datetime | None = None) -> int:
     """Return the slots of leases that ran out to the pool. Idempotent; safe to run concurrently."""
     now = now or timezone.now()
+    live = Assignment.objects.filter(state=AssignmentState.ACTIVE, lease_expires_at__lte=now)
+    if study is not None:
+        live = live.filter(comparison__study=study)
+    # The common case (nothing expired) costs one indexed read and no transaction.
+    if not live.exists():
+        return 0
     with transaction.atomic():
-        live = Assignment.objects.filter(state=AssignmentState.ACTIVE, lease_expires_at__lte=now)
-        if study is not None:
-            live = live.filter(comparison__study=study)
         # skip_locked: a lease whose owner is submitting right now is left to that submit.
-        expired = list(live.select_for_update(skip_locked=True, of=("self",)).values_list("pk", "comparison_id"))
+        locked = live.select_for_update(skip_locked=True, no_key=True, of=("self",))
+        expired = list(locked.values_list("pk", "comparison_id"))
         if not expired:
             return 0
         Assignment.objects.filter(pk__in=[pk for pk, _ in expired]).update(
@@ -311,12 +319,12 @@ def _claim_comparison(
         rng.shuffle(ids)
         for chunk_start in range(0, len(ids), 16):
             chunk = ids[chunk_start : chunk_start + 16]
-            locked = list(pool.filter(pk__in=chunk).select_for_update(skip_locked=True, of=("self",)))
+            locked = list(pool.filter(pk__in=chunk).select_for_update(skip_locked=True, no_key=True, of=("self",)))
             if locked:
                 by_pk = {c.pk: c for c in locked}
                 return next(by_pk[pk] for pk in chunk if pk in by_pk)
     # Everything in the window was being claimed by others; fall back to a full (slower) scan.
-    return pool.order_by("slots_taken", "?").select_for_update(skip_locked=True, of=("self",)).first()
+    return pool.order_by("slots_taken", "?").select_for_update(skip_locked=True, no_key=True, of=("self",)).first()
 
 
 def _quota_reached(study: Study, annotator: AbstractBaseUser) -> bool:
@@ -348,7 +356,7 @@ def assignment_next_for_annotator(
     assignments_expire(study=study, now=now)
     with transaction.atomic():
         # Serialise one annotator's requests (two tabs, a double-click) so they share one lease.
-        list(get_user_model().objects.select_for_update().filter(pk=annotator.pk).values_list("pk"))
+        list(get_user_model().objects.select_for_update(no_key=True).filter(pk=annotator.pk).values_list("pk"))
         live = (
             Assignment.objects.filter(
                 annotator=annotator,
@@ -457,7 +465,7 @@ def _clean_judgment(
 def _locked_own_assignment(assignment_id: int, annotator: AbstractBaseUser) -> Assignment:
     # Someone else's assignment is reported exactly like a missing one: ids reveal nothing.
     assignment = (
-        Assignment.objects.select_for_update(of=("self",))
+        Assignment.objects.select_for_update(no_key=True, of=("self",))
         .select_related("comparison__study")
         .filter(pk=assignment_id, annotator=annotator)
         .first()
@@ -505,7 +513,7 @@ def judgment_submit(
         retake_slot = assignment.state == AssignmentState.EXPIRED
         if retake_slot:
             # The lease ran out and its slot went back to the pool: take it again only if still free.
-            current = Comparison.objects.select_for_update().get(pk=comparison.pk)
+            current = Comparison.objects.select_for_update(no_key=True).get(pk=comparison.pk)
             if not comparison.is_gold and current.slots_taken >= study.overlap:
                 raise SlotTaken(
                     "Your time on this comparison ran out and other annotators have since completed it, "
