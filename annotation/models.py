@@ -143,7 +143,12 @@ class Comparison(models.Model):
             models.CheckConstraint(condition=~Q(candidate_a=F("candidate_b")), name="comparison_distinct"),
             models.CheckConstraint(condition=Q(is_gold=False) | ~Q(gold_choice=""), name="comparison_gold_has_answer"),
         ]
-        indexes = [models.Index(fields=["study", "slots_taken"], name="comparison_next_idx")]
+        indexes = [
+            models.Index(fields=["study", "slots_taken"], name="comparison_next_idx"),
+            # The next-comparison query walks this in order and stops after a short window, instead
+            # of scanning every open comparison of the study.
+            models.Index(fields=["study", "is_gold", "slots_taken"], name="comparison_next_gold_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.study} #{self.pk} ({self.task})"

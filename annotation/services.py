@@ -13,7 +13,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
@@ -318,11 +318,13 @@ def _claim_comparison(
         ids = [pk for pk, taken in window if taken == lowest]
         rng.shuffle(ids)
         for chunk_start in range(0, len(ids), 16):
+            # A random handful of the least-covered; lock the first one nobody else holds (LIMIT 1, so
+            # the other rows stay free for other annotators).
             chunk = ids[chunk_start : chunk_start + 16]
-            locked = list(pool.filter(pk__in=chunk).select_for_update(skip_locked=True, no_key=True, of=("self",)))
-            if locked:
-                by_pk = {c.pk: c for c in locked}
-                return next(by_pk[pk] for pk in chunk if pk in by_pk)
+            locked = pool.filter(pk__in=chunk).order_by().select_for_update(skip_locked=True, no_key=True, of=("self",))
+            comparison = locked.first()
+            if comparison is not None:
+                return comparison
     # Everything in the window was being claimed by others; fall back to a full (slower) scan.
     return pool.order_by("slots_taken", "?").select_for_update(skip_locked=True, no_key=True, of=("self",)).first()
 
@@ -355,6 +357,12 @@ def assignment_next_for_annotator(
         raise NotAllowed("You are not an annotator of this study.")
     assignments_expire(study=study, now=now)
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # A lease need not survive a database crash (the annotator would just be served again), so
+            # don't wait for the WAL flush here. Judgments keep full durability, and since WAL is
+            # written in order, any judgment that is durable has its lease durable before it.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
         # Serialise one annotator's requests (two tabs, a double-click) so they share one lease.
         list(get_user_model().objects.select_for_update(no_key=True).filter(pk=annotator.pk).values_list("pk"))
         live = (

@@ -4,7 +4,8 @@
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/pig_bench python benchmarks/judging_latency.py
 
 Builds a study of --comparisons comparisons (overlap 3, gold rate 10%), then --annotators threads,
-each with its own database connection, loop: next → (think) → submit. The time inside each service
+each with its own database connection, spread over --processes processes (like web workers), loop:
+next → (think) → submit. The time inside each service
 call is recorded; p50/p95/p99 are printed. --think-ms 0 is a saturation test (every annotator
 hammering at once); the default think time models fast annotators. Everything it creates is
 deleted at the end.
@@ -13,6 +14,7 @@ deleted at the end.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import random
 import statistics
@@ -77,6 +79,9 @@ def build(*, comparisons: int, annotators: int, tag: str) -> tuple[Study, list]:
         )
         users = [User.objects.create(username=f"bench-{tag}-{i}") for i in range(annotators)]
         study.annotators.add(*users)
+    with connection.cursor() as cursor:
+        # Fresh planner statistics, as autovacuum would provide in a running deployment.
+        cursor.execute("ANALYZE annotation_comparison, annotation_assignment, annotation_judgment")
     return study, users
 
 
@@ -91,42 +96,29 @@ def cleanup(study: Study, users: list, tag: str) -> None:
         get_user_model().objects.filter(pk__in=[u.pk for u in users]).delete()
 
 
-def percentiles(samples: list[float]) -> str:
-    if not samples:
-        return "no samples"
-    q = statistics.quantiles(samples, n=100, method="inclusive")
-    return f"p50 {q[49]:6.2f} ms   p95 {q[94]:6.2f} ms   p99 {q[98]:6.2f} ms   (n={len(samples)})"
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--comparisons", type=int, default=10_000)
-    parser.add_argument("--annotators", type=int, default=50)
-    parser.add_argument("--judgments", type=int, default=20, help="per annotator")
-    parser.add_argument("--think-ms", type=float, default=500, help="mean think time between calls (uniform 0..2x)")
-    args = parser.parse_args()
-    if connection.vendor != "postgresql":
-        sys.exit("Set DATABASE_URL to a PostgreSQL database (this measures row-lock behaviour).")
-
-    tag = uuid.uuid4().hex[:8]
-    t0 = time.perf_counter()
-    study, users = build(comparisons=args.comparisons, annotators=args.annotators, tag=tag)
-    print(f"built {args.comparisons} comparisons, {args.annotators} annotators in {time.perf_counter() - t0:.1f} s")
+def run_annotators(study_id: int, user_ids: list[int], judgments: int, think_ms: float) -> tuple[list, list]:
+    """One web-server-like process: its share of the annotators, one thread (and connection) each."""
+    study = Study.objects.get(pk=study_id)
+    users = list(get_user_model().objects.filter(pk__in=user_ids))
+    connection.close()
     next_ms: list[float] = []
     submit_ms: list[float] = []
     lock = threading.Lock()
-    barrier = threading.Barrier(args.annotators)
+    barrier = threading.Barrier(len(users))
 
     def think(rng: random.Random) -> None:
-        if args.think_ms:
-            time.sleep(rng.uniform(0, 2 * args.think_ms) / 1000)
+        if think_ms:
+            time.sleep(rng.uniform(0, 2 * think_ms) / 1000)
 
     def annotate(user) -> None:
         rng = random.Random(user.pk)
         mine_next, mine_submit = [], []
         try:
+            # A web worker keeps its connection open (CONN_MAX_AGE); connecting is not part of a request.
+            connection.ensure_connection()
             barrier.wait()
-            for _ in range(args.judgments):
+            think(rng)  # annotators do not all click in the same millisecond
+            for _ in range(judgments):
                 started = time.perf_counter()
                 assignment = services.assignment_next_for_annotator(study=study, annotator=user)
                 mine_next.append((time.perf_counter() - started) * 1000)
@@ -146,15 +138,47 @@ def main() -> None:
                 submit_ms.extend(mine_submit)
 
     threads = [threading.Thread(target=annotate, args=(u,)) for u in users]
-    t0 = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    return next_ms, submit_ms
+
+
+def percentiles(samples: list[float]) -> str:
+    if not samples:
+        return "no samples"
+    q = statistics.quantiles(samples, n=100, method="inclusive")
+    return f"p50 {q[49]:6.2f} ms   p95 {q[94]:6.2f} ms   p99 {q[98]:6.2f} ms   (n={len(samples)})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--comparisons", type=int, default=10_000)
+    parser.add_argument("--annotators", type=int, default=50)
+    parser.add_argument("--judgments", type=int, default=20, help="per annotator")
+    parser.add_argument("--processes", type=int, default=4, help="server processes sharing the annotators")
+    parser.add_argument("--think-ms", type=float, default=500, help="mean think time between calls (uniform 0..2x)")
+    args = parser.parse_args()
+    if connection.vendor != "postgresql":
+        sys.exit("Set DATABASE_URL to a PostgreSQL database (this measures row-lock behaviour).")
+
+    tag = uuid.uuid4().hex[:8]
+    t0 = time.perf_counter()
+    study, users = build(comparisons=args.comparisons, annotators=args.annotators, tag=tag)
+    print(f"built {args.comparisons} comparisons, {args.annotators} annotators in {time.perf_counter() - t0:.1f} s")
+    connection.close()  # children open their own
+    chunks = [[u.pk for u in users[i :: args.processes]] for i in range(args.processes)]
+    t0 = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(args.processes) as pool:
+        results = pool.starmap(run_annotators, [(study.pk, chunk, args.judgments, args.think_ms) for chunk in chunks])
     wall = time.perf_counter() - t0
+    next_ms = [ms for r in results for ms in r[0]]
+    submit_ms = [ms for r in results for ms in r[1]]
     judged = Judgment.objects.filter(comparison__study=study).count()
     print(
-        f"{args.annotators} concurrent annotators, think time {args.think_ms:.0f} ms mean: "
+        f"{args.annotators} concurrent annotators over {args.processes} processes, "
+        f"think time {args.think_ms:.0f} ms mean: "
         f"{judged} judgments in {wall:.1f} s ({judged / wall:.0f}/s)"
     )
     print(f"next-comparison  {percentiles(next_ms)}")
