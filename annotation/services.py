@@ -317,14 +317,16 @@ def _claim_comparison(
         lowest = window[0][1]
         ids = [pk for pk, taken in window if taken == lowest]
         rng.shuffle(ids)
-        for chunk_start in range(0, len(ids), 16):
-            # A random handful of the least-covered; lock the first one nobody else holds (LIMIT 1, so
-            # the other rows stay free for other annotators).
-            chunk = ids[chunk_start : chunk_start + 16]
-            locked = pool.filter(pk__in=chunk).order_by().select_for_update(skip_locked=True, no_key=True, of=("self",))
-            comparison = locked.first()
+        # Try a few in random order one by one (usually the first succeeds), then the rest of the
+        # window at once; either way only one row is locked, the others stay free for other annotators.
+        for pk in ids[:4]:
+            comparison = pool.filter(pk=pk).select_for_update(skip_locked=True, no_key=True, of=("self",)).first()
             if comparison is not None:
                 return comparison
+        rest = pool.filter(pk__in=ids[4:]).order_by().select_for_update(skip_locked=True, no_key=True, of=("self",))
+        comparison = rest.first() if ids[4:] else None
+        if comparison is not None:
+            return comparison
     # Everything in the window was being claimed by others; fall back to a full (slower) scan.
     return pool.order_by("slots_taken", "?").select_for_update(skip_locked=True, no_key=True, of=("self",)).first()
 
