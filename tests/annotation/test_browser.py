@@ -38,8 +38,10 @@ HOSTILE_OUTLINE = (
 
 
 @pytest.fixture
-def browser():
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "1")  # Playwright's sync API runs an event loop
+def browser(monkeypatch):
+    # Playwright's sync API runs an event loop; monkeypatch restores the environment afterwards, so
+    # later tests (e.g. `check --deploy` in a subprocess) never inherit this switch.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
     from playwright.sync_api import sync_playwright
 
     assert CHROMIUM.exists(), f"{CHROMIUM} is required (PIG_REQUIRE_BROWSER=1)"
