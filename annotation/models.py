@@ -143,7 +143,12 @@ class Comparison(models.Model):
             models.CheckConstraint(condition=~Q(candidate_a=F("candidate_b")), name="comparison_distinct"),
             models.CheckConstraint(condition=Q(is_gold=False) | ~Q(gold_choice=""), name="comparison_gold_has_answer"),
         ]
-        indexes = [models.Index(fields=["study", "slots_taken"], name="comparison_next_idx")]
+        indexes = [
+            models.Index(fields=["study", "slots_taken"], name="comparison_next_idx"),
+            # The next-comparison query walks this in order and stops after a short window, instead
+            # of scanning every open comparison of the study.
+            models.Index(fields=["study", "is_gold", "slots_taken"], name="comparison_next_gold_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.study} #{self.pk} ({self.task})"
@@ -178,7 +183,11 @@ class Assignment(models.Model):
             # An annotator is never served the same comparison twice, whatever happened the first time.
             models.UniqueConstraint(fields=["comparison", "annotator"], name="assignment_unique_annotator"),
         ]
-        indexes = [models.Index(fields=["annotator", "state"], name="assignment_annotator_state")]
+        indexes = [
+            models.Index(fields=["annotator", "state"], name="assignment_annotator_state"),
+            # Reclaiming expired leases scans only live leases, however many finished assignments exist.
+            models.Index(fields=["lease_expires_at"], condition=Q(state="active"), name="assignment_live_lease"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.comparison} → {self.annotator}"
@@ -224,3 +233,12 @@ class AnnotatorFlag(models.Model):
 
     def __str__(self) -> str:
         return f"{self.annotator} excluded from {self.study}"
+
+
+class StudyAnnotatorQuality(Study):
+    """Admin entry point for a study's per-annotator table (counts, gold accuracy, timing, position habit)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "annotator quality"
+        verbose_name_plural = "annotator quality"

@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from . import (
     core,  # noqa: F401
+    judging,  # noqa: F401
     results,  # noqa: F401  (after core: it extends the registered StudyAdmin)
 )
