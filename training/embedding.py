@@ -46,8 +46,8 @@ class EmbeddingMatcher:
 
     def similarities(self, questions: Sequence[str], facts: Sequence[str]) -> Any:
         model = load_minilm()
-        q = model.encode(list(questions), normalize_embeddings=True, convert_to_numpy=True)
-        f = model.encode(list(facts), normalize_embeddings=True, convert_to_numpy=True)
+        q = model.encode(list(questions), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        f = model.encode(list(facts), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
         return q @ f.T
 
     def match(self, questions: Sequence[str], facts: Sequence[str]) -> list[list[int]]:

@@ -442,3 +442,20 @@ def _finite(value: Any) -> Any:
 
 def retry_countdown(retries: int, base_s: float, cap_s: float = 600.0) -> float:
     return min(cap_s, base_s * 2**retries) * (0.5 + random.random() / 2)
+
+
+def tasks_mask(*, tasks: Iterable[Task], seed: int = 0, fraction: float = 0.5) -> int:
+    """Re-derive masked_task and hidden_facts from full_task with the rule method.
+
+    Refuses (changing nothing) when any task already has candidates: they answer the old masked task."""
+    from .masking import mask_rule
+
+    tasks = list(tasks)
+    with_candidates = sorted(Task.objects.filter(pk__in=[t.pk for t in tasks], candidates__isnull=False).values_list("key", flat=True).distinct())
+    if with_candidates:
+        raise ValidationError(f"these tasks already have candidates, so their masking is fixed: {', '.join(with_candidates[:10])}")
+    with transaction.atomic():
+        for task in tasks:
+            masked = mask_rule(task.full_task, seed=seed, fraction=fraction, key=task.key)
+            Task.objects.filter(pk=task.pk).update(masked_task=masked.masked_task, hidden_facts=masked.hidden_facts)
+    return len(tasks)

@@ -9,6 +9,7 @@ from django.urls import path, reverse
 from annotation.forms import CandidatesUploadForm, TasksUploadForm
 from annotation.models import AnnotatorFlag, Assignment, Candidate, Comparison, Judgment, Study, StudyStatus, Task
 from annotation.services import ValidationFailed, candidates_import, study_build_comparisons, tasks_import
+from training.admin.generation import generate_candidates, mask_tasks
 
 
 class UploadMixin:
@@ -60,6 +61,7 @@ class TaskAdmin(UploadMixin, admin.ModelAdmin):
     change_list_template = "admin/annotation/change_list_with_import.html"
     upload_form = TasksUploadForm
     upload_title = "Import tasks (JSON Lines)"
+    actions = (generate_candidates, mask_tasks)
 
     @admin.display(description="hidden facts")
     def n_hidden(self, obj: Task) -> int:
