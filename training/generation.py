@@ -20,8 +20,8 @@ from annotation.models import Candidate, Task
 
 from .backends import Backend, get_backend
 from .matching import LexicalMatcher, Matcher, split_sentences
-from .models import Backend as BackendChoice
 from .models import AutoEvalResult, ChunkStatus, GenerationChunk, GenerationJob, JobStatus, System
+from .models import Backend as BackendChoice
 from .pipeline import TaskInput, run_pipeline
 from .rewards import RewardWeights, elicitation_reward
 from .simulator import LLMSimulator, MatcherSimulator, UserSimulator
@@ -69,7 +69,15 @@ def _chunk_size(system: System, override: int | None) -> int:
     return max(MIN_CHUNK, min(MAX_CHUNK, size))
 
 
-def system_register(*, name: str, backend: str, model_path: str = "", endpoint: str = "", params: dict[str, Any] | None = None, description: str = "") -> System:
+def system_register(
+    *,
+    name: str,
+    backend: str,
+    model_path: str = "",
+    endpoint: str = "",
+    params: dict[str, Any] | None = None,
+    description: str = "",
+) -> System:
     """Create or update a system by name (idempotent)."""
     system, _ = System.objects.get_or_create(name=name)
     system.backend = backend
@@ -140,9 +148,9 @@ class ChunkAlreadySettled(Exception):
 def generation_chunk_claim(*, chunk_id: int) -> GenerationChunk | None:
     """Mark the chunk running (a redelivered or retried chunk may be claimed again). None: nothing to do."""
     now = timezone.now()
-    claimed = GenerationChunk.objects.filter(
-        pk=chunk_id, status__in=[ChunkStatus.QUEUED, ChunkStatus.RUNNING]
-    ).update(status=ChunkStatus.RUNNING, attempts=F("attempts") + 1)
+    claimed = GenerationChunk.objects.filter(pk=chunk_id, status__in=[ChunkStatus.QUEUED, ChunkStatus.RUNNING]).update(
+        status=ChunkStatus.RUNNING, attempts=F("attempts") + 1
+    )
     if not claimed:
         return None
     chunk = GenerationChunk.objects.select_related("job__system").get(pk=chunk_id)
@@ -162,7 +170,9 @@ def generation_chunk_run(*, chunk: GenerationChunk) -> None:
     `generation_chunk_fail`); per-task failures from the backend are recorded on the job."""
     job = chunk.job
     system = job.system
-    existing = set(Candidate.objects.filter(system=system, task_id__in=chunk.task_ids).values_list("task_id", flat=True))
+    existing = set(
+        Candidate.objects.filter(system=system, task_id__in=chunk.task_ids).values_list("task_id", flat=True)
+    )
     tasks = list(Task.objects.filter(pk__in=chunk.task_ids).exclude(pk__in=existing).order_by("pk"))
     params = dict(system.generation_params or {})
     params.setdefault("seed", job.pk)
@@ -212,7 +222,9 @@ def generation_chunk_run(*, chunk: GenerationChunk) -> None:
 def generation_chunk_fail(*, chunk: GenerationChunk, error: str) -> None:
     """Record a permanent failure for every task of the chunk that still lacks a candidate."""
     system_id = chunk.job.system_id
-    have = set(Candidate.objects.filter(system_id=system_id, task_id__in=chunk.task_ids).values_list("task_id", flat=True))
+    have = set(
+        Candidate.objects.filter(system_id=system_id, task_id__in=chunk.task_ids).values_list("task_id", flat=True)
+    )
     keys = dict(Task.objects.filter(pk__in=chunk.task_ids).values_list("pk", "key"))
     errors = [{"task_key": keys.get(pk, f"#{pk}"), "error": error[:500]} for pk in chunk.task_ids if pk not in have]
     try:
@@ -326,7 +338,13 @@ METRICS = ("reward", "coverage", "redundant_share", "duplicate_share", "outline_
 
 
 def candidate_scores(
-    *, questions: Sequence[str], outline: str, masked_task: str, hidden_facts: Sequence[str], matcher: Matcher, weights: RewardWeights
+    *,
+    questions: Sequence[str],
+    outline: str,
+    masked_task: str,
+    hidden_facts: Sequence[str],
+    matcher: Matcher,
+    weights: RewardWeights,
 ) -> dict[str, float]:
     breakdown = elicitation_reward(questions, masked_task, hidden_facts, MatcherSimulator(matcher), weights)
     outline_units = split_sentences(outline) or ([outline] if outline.strip() else [])
@@ -354,7 +372,9 @@ def bootstrap_mean(values: Sequence[float], *, n_boot: int = 2000, seed: int = 0
     return {"mean": float(arr.mean()), "lo": float(np.quantile(means, 0.025)), "hi": float(np.quantile(means, 0.975))}
 
 
-def relative_improvement(system_values: Sequence[float], baseline_values: Sequence[float], *, n_boot: int = 2000, seed: int = 0) -> dict[str, float]:
+def relative_improvement(
+    system_values: Sequence[float], baseline_values: Sequence[float], *, n_boot: int = 2000, seed: int = 0
+) -> dict[str, float]:
     """(mean_system − mean_baseline) / |mean_baseline| on paired tasks, with a paired bootstrap interval."""
     import numpy as np
 
@@ -451,9 +471,15 @@ def tasks_mask(*, tasks: Iterable[Task], seed: int = 0, fraction: float = 0.5) -
     from .masking import mask_rule
 
     tasks = list(tasks)
-    with_candidates = sorted(Task.objects.filter(pk__in=[t.pk for t in tasks], candidates__isnull=False).values_list("key", flat=True).distinct())
+    with_candidates = sorted(
+        Task.objects.filter(pk__in=[t.pk for t in tasks], candidates__isnull=False)
+        .values_list("key", flat=True)
+        .distinct()
+    )
     if with_candidates:
-        raise ValidationError(f"these tasks already have candidates, so their masking is fixed: {', '.join(with_candidates[:10])}")
+        raise ValidationError(
+            f"these tasks already have candidates, so their masking is fixed: {', '.join(with_candidates[:10])}"
+        )
     with transaction.atomic():
         for task in tasks:
             masked = mask_rule(task.full_task, seed=seed, fraction=fraction, key=task.key)

@@ -61,7 +61,9 @@ def start(request: HttpRequest) -> HttpResponse:
         try:
             chosen = form.selected_tasks()
             jobs = [
-                generation_job_start(system=s, tasks=chosen, simulator=form.cleaned_data["simulator"], user=request.user)
+                generation_job_start(
+                    system=s, tasks=chosen, simulator=form.cleaned_data["simulator"], user=request.user
+                )
                 for s in form.cleaned_data["systems"]
             ]
         except ValidationError as exc:
@@ -73,7 +75,9 @@ def start(request: HttpRequest) -> HttpResponse:
             return redirect("admin:training_generationjob_changelist")
     n_selected = len([i for i in initial["ids"].split(",") if i.strip()])
     return TemplateResponse(
-        request, "training/generation_start.html", _context(request, "Generate candidates", form=form, n_selected=n_selected)
+        request,
+        "training/generation_start.html",
+        _context(request, "Generate candidates", form=form, n_selected=n_selected),
     )
 
 
@@ -120,12 +124,16 @@ def auto_eval(request: HttpRequest) -> HttpResponse:
     form = AutoEvalForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        auto_eval_run(systems=list(data["systems"]), split=data["split"], baseline=data["baseline"], matcher=data["matcher"])
+        auto_eval_run(
+            systems=list(data["systems"]), split=data["split"], baseline=data["baseline"], matcher=data["matcher"]
+        )
         messages.success(request, "Automatic evaluation stored.")
         return redirect("generation:auto-eval")
     results = AutoEvalResult.objects.select_related("system", "baseline")[:50]
     rows = [_flat(r) for r in results]
-    return TemplateResponse(request, "training/generation_auto_eval.html", _context(request, "Automatic evaluation", form=form, rows=rows))
+    return TemplateResponse(
+        request, "training/generation_auto_eval.html", _context(request, "Automatic evaluation", form=form, rows=rows)
+    )
 
 
 EXPORT_FIELDS = ["id", "system", "baseline", "split", "n_tasks", "created_at"]

@@ -69,5 +69,8 @@ def scripted_reply(body: dict[str, Any], n: int) -> tuple[int, str]:
     """Questions for a questions prompt, an outline for an outline prompt."""
     last = body["messages"][-1]["content"]
     if "clarification questions" in last:
-        return 200, "Sure! Here are my questions:\n1. What is your budget?\n2. When is the deadline?\n3. Who is the audience?"
+        return (
+            200,
+            "Sure! Here are my questions:\n1. What is your budget?\n2. When is the deadline?\n3. Who is the audience?",
+        )
     return 200, "## Outline\n- Budget: $5,000\n- Deadline: March 3"

@@ -30,9 +30,11 @@ def test_openai_backend_retries_a_rate_limit_then_succeeds():
 
 
 def test_openai_backend_gives_up_on_server_errors_after_a_bounded_number_of_attempts():
-    with ChatServer(lambda body, n: (503, "overloaded")) as server:
-        with pytest.raises(TransientBackendError, match="after 3 attempts"):
-            fast_backend(server.url, max_retries=2).generate(HELLO, {})
+    with (
+        ChatServer(lambda body, n: (503, "overloaded")) as server,
+        pytest.raises(TransientBackendError, match="after 3 attempts"),
+    ):
+        fast_backend(server.url, max_retries=2).generate(HELLO, {})
     assert len(server.requests) == 3
 
 
@@ -43,8 +45,10 @@ def test_openai_backend_does_not_retry_a_refused_request_and_reports_it_per_prom
     prompts = [[{"role": "user", "content": "a long one"}], [{"role": "user", "content": "short"}]]
     with ChatServer(reply) as server:
         bad, good = fast_backend(server.url).generate(prompts, {})
-    assert "HTTP 400" in bad.error and "prompt too long" in bad.error
-    assert good.text == "Fine?" and not good.error
+    assert "HTTP 400" in bad.error
+    assert "prompt too long" in bad.error
+    assert good.text == "Fine?"
+    assert not good.error
     assert len(server.requests) == 2
 
 

@@ -33,7 +33,11 @@ def tasks(n: int):
 
 def openai_system(url: str, **params):
     return SystemFactory(
-        name="chatty", backend=Backend.OPENAI, endpoint=url, model_path="m", generation_params={"backoff_s": 0.01, **params}
+        name="chatty",
+        backend=Backend.OPENAI,
+        endpoint=url,
+        model_path="m",
+        generation_params={"backoff_s": 0.01, **params},
     )
 
 
@@ -42,7 +46,9 @@ def test_start_chunks_the_tasks_and_enqueues_on_commit(researcher, django_captur
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         job = generation_job_start(system=system, tasks=tasks(20), user=researcher)
     assert len(callbacks) == 1
-    assert job.total == 20 and job.status == JobStatus.QUEUED and job.created_by == researcher
+    assert job.total == 20
+    assert job.status == JobStatus.QUEUED
+    assert job.created_by == researcher
     # chunk_size is clamped to 8..32 tasks per Celery task.
     assert [len(c.task_ids) for c in job.chunks.all()] == [8, 8, 4]
 
@@ -72,10 +78,13 @@ def test_a_job_stores_candidates_skips_existing_ones_and_counts_each_task_once()
     assert Candidate.objects.get(task=chosen[0], system=system).questions == ["Old?"]
     fresh = Candidate.objects.get(task=chosen[1], system=system)
     assert fresh.questions[0] == "What is your budget?"
-    assert fresh.answers[0] == "The budget is $5,000." and fresh.revealed[:2] == [[0], [1]]
-    assert fresh.metadata["generation_job"] == job.pk and fresh.metadata["backend"] == "openai"
+    assert fresh.answers[0] == "The budget is $5,000."
+    assert fresh.revealed[:2] == [[0], [1]]
+    assert fresh.metadata["generation_job"] == job.pk
+    assert fresh.metadata["backend"] == "openai"
     progress = generation_job_progress(job=job)
-    assert progress.percent == 100.0 and progress.eta_s is None
+    assert progress.percent == 100.0
+    assert progress.eta_s is None
 
 
 def test_permanent_failures_are_recorded_per_task():
@@ -94,7 +103,8 @@ def test_cancel_stops_the_chunks_that_have_not_started(researcher):
     system = SystemFactory(backend=Backend.TRANSFORMERS, model_path="/nowhere")
     job = generation_job_start(system=system, tasks=tasks(16))
     job = generation_job_cancel(job=job)
-    assert job.status == JobStatus.CANCELLED and job.cancel_requested
+    assert job.status == JobStatus.CANCELLED
+    assert job.cancel_requested
     assert set(job.chunks.values_list("status", flat=True)) == {ChunkStatus.CANCELLED}
 
 
@@ -108,7 +118,8 @@ def test_job_page_and_progress_json_are_for_staff_only(client, alice, researcher
     response = client.get(page)
     assert response.status_code == 200
     # The numbers are in the HTML itself; the script only refreshes them.
-    assert b'data-k="done">0<' in response.content and b'data-k="total">3<' in response.content
+    assert b'data-k="done">0<' in response.content
+    assert b'data-k="total">3<' in response.content
     assert client.get(data).json()["total"] == 3
     client.post(reverse("generation:job-cancel", args=[job.pk]))
     job.refresh_from_db()
@@ -119,7 +130,17 @@ def test_generate_candidates_command_runs_inline_with_a_progress_bar(capsys):
     chosen = tasks(3)
     with ChatServer(scripted_reply) as server:
         openai_system(server.url)
-        call_command("generate_candidates", "--system", "chatty", "--tasks", chosen[0].key, chosen[1].key, "--inline", "--simulator", "lexical")
+        call_command(
+            "generate_candidates",
+            "--system",
+            "chatty",
+            "--tasks",
+            chosen[0].key,
+            chosen[1].key,
+            "--inline",
+            "--simulator",
+            "lexical",
+        )
     assert Candidate.objects.count() == 2
     assert "2/2" in capsys.readouterr().out
     with pytest.raises(CommandError, match="unknown task key"):
@@ -129,13 +150,18 @@ def test_generate_candidates_command_runs_inline_with_a_progress_bar(capsys):
 def test_auto_eval_scores_systems_against_a_baseline_and_exports(client, researcher):
     asker, mute = SystemFactory(name="asker"), SystemFactory(name="mute")
     for task in tasks(6):
-        CandidateFactory(task=task, system=asker, questions=["What is the budget?", "When is the deadline?"],
-                         outline="- Budget: $5,000.\n- Deadline: March 3.")
+        CandidateFactory(
+            task=task,
+            system=asker,
+            questions=["What is the budget?", "When is the deadline?"],
+            outline="- Budget: $5,000.\n- Deadline: March 3.",
+        )
         CandidateFactory(task=task, system=mute, questions=["What is the budget?", "What tone?"], outline="- Plan.")
     results = auto_eval_run(systems=[asker, mute], split="test", baseline=mute, matcher="lexical", n_boot=200)
     asker_metrics = results[0].metrics
     assert results[0].n_tasks == 6
-    assert asker_metrics["coverage"]["mean"] == 1.0 and asker_metrics["outline_coverage"]["mean"] == 1.0
+    assert asker_metrics["coverage"]["mean"] == 1.0
+    assert asker_metrics["outline_coverage"]["mean"] == 1.0
     assert results[1].metrics["coverage"]["mean"] == 0.5
     assert asker_metrics["vs_baseline"]["coverage"]["mean"] == pytest.approx(1.0)  # +100 %
     assert "vs_baseline" not in results[1].metrics
@@ -151,6 +177,7 @@ def test_auto_eval_command_prints_a_table(capsys):
     CandidateFactory(task=tasks(1)[0], system=asker)
     call_command("auto_eval", "--systems", "asker", "--matcher", "lexical")
     out = capsys.readouterr().out
-    assert "asker" in out and "reward" in out
+    assert "asker" in out
+    assert "reward" in out
     with pytest.raises(CommandError, match="unknown system"):
         call_command("auto_eval", "--systems", "ghost")

@@ -59,10 +59,13 @@ def test_the_tiny_model_generates_candidates_through_a_worker_and_a_rerun_is_ide
     tasks = make_tasks(10)
     job = wait_for(generation_job_start(system=system, tasks=tasks, simulator="embedding"))
     assert (job.status, job.done, job.skipped, job.failed) == (JobStatus.SUCCEEDED, 10, 0, 0)
-    assert job.tokens > 0 and job.started_at and job.finished_at
+    assert job.tokens > 0
+    assert job.started_at
+    assert job.finished_at
     assert Candidate.objects.filter(system=system).count() == 10
     candidate = Candidate.objects.filter(system=system).first()
-    assert candidate.metadata["model"] == str(tiny_model_dir) and candidate.metadata["simulator"] == "embedding"
+    assert candidate.metadata["model"] == str(tiny_model_dir)
+    assert candidate.metadata["simulator"] == "embedding"
     assert len(candidate.answers) == len(candidate.questions) <= 3
 
     again = wait_for(generation_job_start(system=system, tasks=tasks, simulator="embedding"))
@@ -91,6 +94,7 @@ def test_a_chunk_that_fails_is_retried_without_duplicates(worker, monkeypatch):
         job = wait_for(generation_job_start(system=system, tasks=tasks, simulator="lexical"))
     assert (job.status, job.done, job.skipped, job.failed) == (JobStatus.SUCCEEDED, 9, 1, 0)
     [chunk] = job.chunks.all()
-    assert chunk.status == ChunkStatus.DONE and chunk.attempts == 2
+    assert chunk.status == ChunkStatus.DONE
+    assert chunk.attempts == 2
     assert Candidate.objects.filter(system=system).count() == 9
     assert Candidate.objects.get(task=tasks[0], system=system).questions == ["Saved before the crash?"]

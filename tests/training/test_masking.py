@@ -68,7 +68,8 @@ def test_llm_masking_extracts_chooses_and_rewrites_in_two_batched_calls():
 def test_mask_tasks_command_writes_masked_rows(tmp_path):
     src = tmp_path / "full.jsonl"
     src.write_text(
-        json.dumps({"key": "bees", "domain": "grant proposal", "full_task": FULL}) + "\n"
+        json.dumps({"key": "bees", "domain": "grant proposal", "full_task": FULL})
+        + "\n"
         + json.dumps({"key": "trip", "domain": "travel", "full_task": "Plan a trip. We like trains. We have $900."})
         + "\n"
     )
@@ -82,9 +83,12 @@ def test_mask_tasks_command_writes_masked_rows(tmp_path):
 
 def test_mask_tasks_command_reports_bad_lines_and_writes_nothing(tmp_path):
     src = tmp_path / "full.jsonl"
-    src.write_text(json.dumps({"key": "bees", "domain": "d", "full_task": FULL}) + "\n{oops\n" + json.dumps({"key": "x"}) + "\n")
+    src.write_text(
+        json.dumps({"key": "bees", "domain": "d", "full_task": FULL}) + "\n{oops\n" + json.dumps({"key": "x"}) + "\n"
+    )
     out = tmp_path / "masked.jsonl"
     with pytest.raises(CommandError) as err:
         call_command("mask_tasks", str(src), "-o", str(out))
-    assert "line 2" in str(err.value) and "line 3" in str(err.value)
+    assert "line 2" in str(err.value)
+    assert "line 3" in str(err.value)
     assert not out.exists()

@@ -16,7 +16,8 @@ TASKS = [
 def test_pipeline_asks_simulates_and_outlines_with_one_model_call_per_stage():
     backend = ScriptedBackend(lambda messages: scripted_reply({"messages": messages}, 0)[1])
     outputs = run_pipeline(TASKS, backend=backend, params={"max_questions": 2, "seed": 4}, simulator=MatcherSimulator())
-    assert len(backend.calls) == 2 and all(len(call) == 2 for call in backend.calls)
+    assert len(backend.calls) == 2
+    assert all(len(call) == 2 for call in backend.calls)
     bees, trip = outputs
     assert bees.questions == ["What is your budget?", "When is the deadline?"]  # K = 2 keeps the first two
     assert bees.answers == ["The budget is $5,000.", NOT_SPECIFIED]
@@ -28,7 +29,8 @@ def test_pipeline_asks_simulates_and_outlines_with_one_model_call_per_stage():
     meta = bees.metadata
     assert meta["prompt_versions"]["questions"] == QUESTIONS_PROMPT_VERSION
     assert (meta["prompt_tokens"], meta["completion_tokens"], meta["seed"], meta["batch_size"]) == (10, 6, 4, 2)
-    assert meta["backend"] == "scripted" and meta["latency_s"] >= 0
+    assert meta["backend"] == "scripted"
+    assert meta["latency_s"] >= 0
 
 
 def test_pipeline_runs_on_the_tiny_model_and_keeps_at_most_k_questions(tiny_model_dir):
@@ -38,5 +40,6 @@ def test_pipeline_runs_on_the_tiny_model_and_keeps_at_most_k_questions(tiny_mode
     for out in outputs:
         assert len(out.questions) <= 3
         assert len(out.answers) == len(out.questions) == len(out.revealed)
-        assert out.metadata["completion_tokens"] > 0 and out.metadata["model"] == str(tiny_model_dir)
+        assert out.metadata["completion_tokens"] > 0
+        assert out.metadata["model"] == str(tiny_model_dir)
         assert "\x00" not in out.outline

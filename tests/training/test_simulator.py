@@ -23,7 +23,8 @@ def embedding() -> EmbeddingMatcher:
 def test_embedding_simulator_reveals_the_matching_fact_for_a_paraphrased_question(embedding):
     simulator = MatcherSimulator(embedding)
     answers = simulator.answer(["How much money can we spend?", "When is it due?"], FACTS)
-    assert answers[0].revealed == [0] and answers[0].text == "The budget is $5,000."
+    assert answers[0].revealed == [0]
+    assert answers[0].text == "The budget is $5,000."
     assert answers[1].revealed == [1]
 
 
@@ -55,7 +56,8 @@ def test_llm_simulator_prompts_with_the_hidden_facts_and_matches_the_answer_text
     assert len(call) == 2
     prompt = call[0][0]["content"] + call[0][1]["content"]
     assert all(fact in prompt for fact in FACTS)
-    assert "Answer only what is asked" in prompt and NOT_SPECIFIED in prompt
+    assert "Answer only what is asked" in prompt
+    assert NOT_SPECIFIED in prompt
 
 
 def test_llm_simulator_counts_a_leaked_fact_as_revealed_even_if_unasked():

@@ -74,7 +74,10 @@ class AutoEvalResultAdmin(admin.ModelAdmin):
         return (obj.metrics.get("reward") or {}).get("mean")
 
     def changelist_view(self, request: HttpRequest, extra_context=None):  # type: ignore[no-untyped-def]
-        extra_context = {**(extra_context or {}), "title": "Auto-eval results (run and export at /generation/auto-eval/)"}
+        extra_context = {
+            **(extra_context or {}),
+            "title": "Auto-eval results (run and export at /generation/auto-eval/)",
+        }
         return super().changelist_view(request, extra_context)
 
 

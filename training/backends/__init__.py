@@ -42,7 +42,9 @@ _CACHE: dict[tuple[str, str, str, str], Backend] = {}
 _LOCK = threading.Lock()
 
 
-def get_backend(*, backend: str, model_path: str = "", endpoint: str = "", params: dict[str, Any] | None = None) -> Backend:
+def get_backend(
+    *, backend: str, model_path: str = "", endpoint: str = "", params: dict[str, Any] | None = None
+) -> Backend:
     """The process-wide instance for this configuration (models load once per worker process)."""
     params = params or {}
     device = str(params.get("device", "auto"))

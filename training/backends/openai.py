@@ -7,6 +7,7 @@ are retried, with exponential backoff and jitter, a bounded number of times."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import time
@@ -78,10 +79,8 @@ class OpenAIBackend:
     def _wait(self, attempt: int, retry_after: str | None) -> None:
         delay = min(self.max_backoff_s, self.backoff_s * 2**attempt)
         if retry_after:
-            try:
+            with contextlib.suppress(ValueError):
                 delay = min(self.max_backoff_s, max(delay, float(retry_after)))
-            except ValueError:
-                pass
         time.sleep(delay * (0.5 + random.random() / 2))  # jitter: retries from many workers spread out
 
     def _one(self, messages: Messages, params: dict[str, Any]) -> GenerationResult:

@@ -19,6 +19,8 @@ def sampling_kwargs(params: dict[str, Any]) -> dict[str, Any]:
             kwargs["top_k"] = int(params["top_k"])
     else:
         kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    if params.get("min_new_tokens"):
+        kwargs["min_new_tokens"] = int(params["min_new_tokens"])
     if params.get("repetition_penalty"):
         kwargs["repetition_penalty"] = float(params["repetition_penalty"])
     return kwargs

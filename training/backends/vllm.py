@@ -53,6 +53,7 @@ class VLLMBackend:
                 top_p=float(params.get("top_p", 1.0)),
                 top_k=int(params.get("top_k", -1) or -1),
                 max_tokens=int(params.get("max_new_tokens", 256)),
+                min_tokens=int(params.get("min_new_tokens", 0)),
                 seed=params.get("seed"),
             )
             outputs = llm.chat([list(m) for m in prompts], sampling, use_tqdm=False)

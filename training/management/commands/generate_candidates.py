@@ -62,7 +62,10 @@ class Command(BaseCommand):
             raise CommandError(f"unknown system '{options['system']}'")
         try:
             job = generation_job_start(
-                system=system, tasks=self._tasks(options), simulator=options["simulator"], chunk_size=options["chunk_size"]
+                system=system,
+                tasks=self._tasks(options),
+                simulator=options["simulator"],
+                chunk_size=options["chunk_size"],
             )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None

@@ -13,7 +13,12 @@ from training.models import System
 
 
 def _clean(obj: dict[str, Any]) -> dict[str, Any]:
-    return {**obj, "key": require_text(obj, "key"), "domain": require_text(obj, "domain"), "full_task": require_text(obj, "full_task")}
+    return {
+        **obj,
+        "key": require_text(obj, "key"),
+        "domain": require_text(obj, "domain"),
+        "full_task": require_text(obj, "full_task"),
+    }
 
 
 class Command(BaseCommand):
