@@ -14,7 +14,7 @@ from .backends import Backend, GenerationResult
 from .parsing import parse_questions
 from .simulator import SimulationItem, UserSimulator
 
-QUESTIONS_PROMPT_VERSION = "questions-v1"
+QUESTIONS_PROMPT_VERSION = "questions-v2"
 OUTLINE_PROMPT_VERSION = "outline-v1"
 DEFAULT_MAX_QUESTIONS = 5
 MAX_TEXT = 20_000  # a runaway generation must not fill the database
@@ -48,9 +48,10 @@ class PipelineOutput:
 
 
 def questions_prompt(masked_task: str, k: int) -> list[dict[str, str]]:
+    # v2: small instruct models (SmolLM2-135M) tend to write the outline at once unless told not to yet.
     user = (
-        f"{masked_task}\n\nBefore you start, ask me up to {k} clarification questions about what you need to "
-        "know. Write one question per line, numbered, and nothing else."
+        f"{masked_task}\n\nDo not write anything else yet. First, what clarification questions would you ask me? "
+        f"List up to {k} short questions, one per line, each ending with a question mark."
     )
     return [{"role": "system", "content": QUESTIONS_SYSTEM}, {"role": "user", "content": user}]
 

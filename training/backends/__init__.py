@@ -61,7 +61,9 @@ def _create(backend: str, model_path: str, endpoint: str, params: dict[str, Any]
     if backend == "transformers":
         from .transformers import TransformersBackend
 
-        return TransformersBackend(model_path, device=str(params.get("device", "auto")))
+        return TransformersBackend(
+            model_path, device=str(params.get("device", "auto")), threads=int(params.get("torch_threads", 0))
+        )
     if backend == "vllm":
         from .vllm import VLLMBackend
 

@@ -29,9 +29,12 @@ def sampling_kwargs(params: dict[str, Any]) -> dict[str, Any]:
 class TransformersBackend:
     name = "transformers"
 
-    def __init__(self, model_path: str, device: str = "auto") -> None:
+    def __init__(self, model_path: str, device: str = "auto", threads: int = 0) -> None:
         self.model = model_path
         self.device_request = device
+        # On a shared CPU box, OpenMP threads that spin while others hold the cores can make generation
+        # an order of magnitude slower; `torch_threads` (e.g. 1 per worker process) avoids that.
+        self.threads = threads
         self._loaded: tuple[Any, Any, str] | None = None
         # A worker thread pool may share this instance; loading and generate() are not re-entrant.
         self._lock = threading.Lock()
@@ -43,6 +46,8 @@ class TransformersBackend:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
+            if self.threads:
+                torch.set_num_threads(self.threads)
             device = self.device_request
             if device == "auto":
                 device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -11,7 +11,14 @@ from training.models import Backend
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SYSTEM_NAME = "smollm2-135m"
-DEFAULT_PARAMS = {"max_questions": 5, "temperature": 0.7, "top_p": 0.9, "max_new_tokens": 160, "chunk_size": 8}
+DEFAULT_PARAMS = {
+    "torch_threads": 1,
+    "max_questions": 5,
+    "temperature": 0.7,
+    "top_p": 0.9,
+    "max_new_tokens": 160,
+    "chunk_size": 8,
+}
 
 
 def smollm2_dir() -> Path:
