@@ -181,3 +181,19 @@ def test_auto_eval_command_prints_a_table(capsys):
     assert "reward" in out
     with pytest.raises(CommandError, match="unknown system"):
         call_command("auto_eval", "--systems", "ghost")
+
+
+def test_admin_lists_jobs_and_the_task_action_leads_to_the_generation_form(client, researcher):
+    chosen = tasks(2)
+    generation_job_start(system=SystemFactory(backend=Backend.TRANSFORMERS), tasks=chosen)
+    client.force_login(researcher)
+    assert client.get(reverse("admin:training_generationjob_changelist")).status_code == 200
+    assert client.get(reverse("admin:training_autoevalresult_changelist")).status_code == 200
+    response = client.post(
+        reverse("admin:annotation_task_changelist"),
+        {"action": "generate_candidates", "_selected_action": [t.pk for t in chosen]},
+    )
+    assert response.status_code == 302
+    form = client.get(response["Location"])
+    assert form.status_code == 200
+    assert b"2 tasks selected" in form.content
