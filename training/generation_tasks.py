@@ -1,5 +1,42 @@
-"""Celery tasks for candidate generation (queue: generation)."""
+"""Celery tasks for candidate generation (queue: generation). Thin: ids in, one service call.
+
+`run_chunk` is idempotent (tasks that already have a candidate are skipped, the Candidate unique
+constraint refuses duplicates, and a chunk's results and counters commit together by compare-and-set),
+so it runs with acks_late: a worker killed mid-chunk leaves the message to be redelivered."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import logging
+import os
+
+import requests
+from celery import shared_task
+from django.db import OperationalError
+
+from .backends import TransientBackendError
+from .generation import generation_chunk_claim, generation_chunk_fail, generation_chunk_run, retry_countdown
+
+__all__ = ["run_chunk"]
+
+log = logging.getLogger(__name__)
+
+MAX_RETRIES = int(os.environ.get("PIG_GENERATION_MAX_RETRIES", 4))
+RETRY_BASE_S = float(os.environ.get("PIG_GENERATION_RETRY_BASE_S", 15))
+TRANSIENT = (TransientBackendError, requests.ConnectionError, requests.Timeout, OperationalError)
+
+
+@shared_task(name="generation.run_chunk", bind=True, acks_late=True, ignore_result=True, max_retries=MAX_RETRIES)
+def run_chunk(self, chunk_id: int) -> None:  # type: ignore[no-untyped-def]
+    chunk = generation_chunk_claim(chunk_id=chunk_id)
+    if chunk is None:
+        return  # already settled, or the job was cancelled
+    try:
+        generation_chunk_run(chunk=chunk)
+    except TRANSIENT as exc:
+        if self.request.retries < self.max_retries:
+            log.warning("chunk %s: transient error, retrying: %s", chunk_id, exc)
+            raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries, RETRY_BASE_S)) from exc
+        generation_chunk_fail(chunk=chunk, error=f"gave up after {self.request.retries + 1} attempts: {exc}")
+    except Exception as exc:
+        log.exception("chunk %s failed", chunk_id)
+        generation_chunk_fail(chunk=chunk, error=f"{type(exc).__name__}: {exc}")

@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+from django.urls import path
+
+from . import generation_views as views
+
 app_name = "generation"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("start/", views.start, name="start"),
+    path("jobs/<int:pk>/", views.job_detail, name="job"),
+    path("jobs/<int:pk>/progress.json", views.job_progress, name="job-progress"),
+    path("jobs/<int:pk>/cancel/", views.job_cancel, name="job-cancel"),
+    path("auto-eval/", views.auto_eval, name="auto-eval"),
+    path("auto-eval/export.<str:fmt>", views.auto_eval_export, name="auto-eval-export"),
+]

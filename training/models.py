@@ -77,6 +77,37 @@ class GenerationJob(models.Model):
         return f"Generation #{self.pk} ({self.system})"
 
 
+class ChunkStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class GenerationChunk(models.Model):
+    """A slice of a GenerationJob run by one Celery task.
+
+    Its status moves queued → running → done/failed/cancelled by compare-and-set, and the move to a
+    final state commits together with the chunk's candidates and the job's counters: a redelivered
+    message (acks_late after a worker died) can therefore never count the same tasks twice."""
+
+    job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    task_ids = models.JSONField(default=list)
+    status = models.CharField(max_length=10, choices=ChunkStatus.choices, default=ChunkStatus.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["job", "index"]
+        constraints = [models.UniqueConstraint(fields=["job", "index"], name="genchunk_unique_index")]
+
+    def __str__(self) -> str:
+        return f"{self.job} chunk {self.index}"
+
+
 class Algorithm(models.TextChoices):
     GRPO = "grpo", "GRPO (online RL on the elicitation reward)"
     DPO = "dpo", "DPO (offline, on exported human preferences)"

@@ -16,6 +16,7 @@ from annotation.services import (
     study_build_comparisons,
     tasks_import,
 )
+from training.admin.generation import generate_candidates, mask_tasks
 
 
 class UploadMixin:
@@ -67,6 +68,7 @@ class TaskAdmin(UploadMixin, admin.ModelAdmin):
     change_list_template = "admin/annotation/change_list_with_import.html"
     upload_form = TasksUploadForm
     upload_title = "Import tasks (JSON Lines)"
+    actions = (generate_candidates, mask_tasks)
 
     @admin.display(description="hidden facts")
     def n_hidden(self, obj: Task) -> int:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from training.models import AutoEvalResult, GenerationJob, System, TrainingMetric, TrainingRun
+from training.models import System, TrainingMetric, TrainingRun
 
 
 @admin.register(System)
@@ -13,25 +13,6 @@ class SystemAdmin(admin.ModelAdmin):
     search_fields = ("name", "model_path", "description")
     raw_id_fields = ("training_run",)
     readonly_fields = ("created_at",)
-
-
-@admin.register(GenerationJob)
-class GenerationJobAdmin(admin.ModelAdmin):
-    list_display = ("id", "system", "status", "done", "total", "failed", "created_at", "finished_at")
-    list_filter = ("status", "system")
-    list_select_related = ("system",)
-    readonly_fields = (
-        "done",
-        "skipped",
-        "failed",
-        "tokens",
-        "errors",
-        "error",
-        "created_at",
-        "started_at",
-        "finished_at",
-        "created_by",
-    )
 
 
 @admin.register(TrainingRun)
@@ -60,10 +41,3 @@ class TrainingMetricAdmin(admin.ModelAdmin):
     list_filter = ("run",)
     list_select_related = ("run",)
     raw_id_fields = ("run",)
-
-
-@admin.register(AutoEvalResult)
-class AutoEvalResultAdmin(admin.ModelAdmin):
-    list_display = ("id", "system", "baseline", "split", "n_tasks", "created_at")
-    list_select_related = ("system", "baseline")
-    readonly_fields = ("metrics", "created_at")

@@ -1,0 +1,496 @@
+"""Candidate generation: job lifecycle (start, run a chunk, cancel), progress, and automatic evaluation.
+
+Writes are services (keyword-only, atomic). A job is split into chunks; each chunk is one Celery task
+(`generation.run_chunk`) that runs the batched pipeline and stores the results in one transaction."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from annotation.blinding import compile_patterns, find_self_identification
+from annotation.models import Candidate, Task
+
+from .backends import Backend, get_backend
+from .matching import LexicalMatcher, Matcher, split_sentences
+from .models import AutoEvalResult, ChunkStatus, GenerationChunk, GenerationJob, JobStatus, System
+from .models import Backend as BackendChoice
+from .pipeline import TaskInput, run_pipeline
+from .rewards import RewardWeights, elicitation_reward
+from .simulator import LLMSimulator, MatcherSimulator, UserSimulator
+
+SIMULATORS = ("embedding", "lexical", "llm")
+DEFAULT_CHUNK_SIZE = 16
+MIN_CHUNK, MAX_CHUNK = 8, 32
+
+
+def system_backend(system: System) -> Backend:
+    return get_backend(
+        backend=system.backend,
+        model_path=system.model_path,
+        endpoint=system.endpoint,
+        params=system.generation_params or {},
+    )
+
+
+def make_matcher(name: str, params: dict[str, Any] | None = None) -> Matcher:
+    params = params or {}
+    if name == "embedding":
+        from .embedding import DEFAULT_THRESHOLD, EmbeddingMatcher
+
+        return EmbeddingMatcher(threshold=float(params.get("similarity_threshold", DEFAULT_THRESHOLD)))
+    if name == "lexical":
+        return LexicalMatcher()
+    raise ValueError(f"unknown matcher '{name}' (choose embedding or lexical)")
+
+
+def make_simulator(name: str, system: System) -> UserSimulator:
+    params = system.generation_params or {}
+    if name in ("embedding", "lexical"):
+        return MatcherSimulator(make_matcher(name, params))
+    if name == "llm":
+        # The user may be played by another system (e.g. a stronger model); by default the same one.
+        sim_name = params.get("simulator_system")
+        sim_system = System.objects.get(name=sim_name) if sim_name else system
+        matcher = make_matcher(params.get("simulator_matcher", "lexical"), params)
+        return LLMSimulator(system_backend(sim_system), params.get("simulator_params"), matcher=matcher)
+    raise ValueError(f"unknown simulator '{name}' (choose {', '.join(SIMULATORS)})")
+
+
+def _chunk_size(system: System, override: int | None) -> int:
+    size = override or int((system.generation_params or {}).get("chunk_size", DEFAULT_CHUNK_SIZE))
+    return max(MIN_CHUNK, min(MAX_CHUNK, size))
+
+
+def system_register(
+    *,
+    name: str,
+    backend: str,
+    model_path: str = "",
+    endpoint: str = "",
+    params: dict[str, Any] | None = None,
+    description: str = "",
+) -> System:
+    """Create or update a system by name (idempotent)."""
+    system, _ = System.objects.get_or_create(name=name)
+    system.backend = backend
+    system.model_path = model_path
+    system.endpoint = endpoint
+    system.generation_params = params or {}
+    system.description = description or system.description
+    system.full_clean()
+    system.save()
+    return system
+
+
+def generation_job_start(
+    *,
+    system: System,
+    tasks: Iterable[Task],
+    simulator: str = "embedding",
+    user: AbstractBaseUser | None = None,
+    chunk_size: int | None = None,
+) -> GenerationJob:
+    """Create a job for the tasks that still lack a candidate from `system` and enqueue its chunks."""
+    if system.backend == BackendChoice.STATIC:
+        raise ValidationError(f"system '{system.name}' is static (imported outputs): it cannot generate")
+    if simulator not in SIMULATORS:
+        raise ValidationError(f"unknown simulator '{simulator}' (choose {', '.join(SIMULATORS)})")
+    task_ids = sorted({t.pk for t in tasks})
+    if not task_ids:
+        raise ValidationError("no tasks chosen")
+    size = _chunk_size(system, chunk_size)
+    with transaction.atomic():
+        job = GenerationJob.objects.create(
+            system=system,
+            task_ids=task_ids,
+            simulator=simulator,
+            total=len(task_ids),
+            created_by=user if user is not None and user.is_authenticated else None,
+        )
+        chunks = GenerationChunk.objects.bulk_create(
+            GenerationChunk(job=job, index=i, task_ids=task_ids[start : start + size])
+            for i, start in enumerate(range(0, len(task_ids), size))
+        )
+        chunk_ids = [c.pk for c in chunks] or list(job.chunks.values_list("pk", flat=True))
+
+        def enqueue() -> None:
+            from .generation_tasks import run_chunk
+
+            for chunk_id in chunk_ids:
+                run_chunk.delay(chunk_id)
+
+        transaction.on_commit(enqueue)
+    return job
+
+
+def generation_job_cancel(*, job: GenerationJob) -> GenerationJob:
+    """Stop a job between chunks: chunks not yet started are cancelled; a running chunk finishes."""
+    with transaction.atomic():
+        GenerationJob.objects.filter(pk=job.pk).update(cancel_requested=True)
+        job.chunks.filter(status=ChunkStatus.QUEUED).update(status=ChunkStatus.CANCELLED)
+    _finish_if_settled(job.pk)
+    job.refresh_from_db()
+    return job
+
+
+class ChunkAlreadySettled(Exception):
+    """Another delivery of the same chunk got there first."""
+
+
+def generation_chunk_claim(*, chunk_id: int) -> GenerationChunk | None:
+    """Mark the chunk running (a redelivered or retried chunk may be claimed again). None: nothing to do."""
+    now = timezone.now()
+    claimed = GenerationChunk.objects.filter(pk=chunk_id, status__in=[ChunkStatus.QUEUED, ChunkStatus.RUNNING]).update(
+        status=ChunkStatus.RUNNING, attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return None
+    chunk = GenerationChunk.objects.select_related("job__system").get(pk=chunk_id)
+    if chunk.job.cancel_requested:
+        GenerationChunk.objects.filter(pk=chunk_id, status=ChunkStatus.RUNNING).update(status=ChunkStatus.CANCELLED)
+        _finish_if_settled(chunk.job_id)
+        return None
+    GenerationJob.objects.filter(pk=chunk.job_id, started_at=None).update(started_at=now)
+    GenerationJob.objects.filter(pk=chunk.job_id, status=JobStatus.QUEUED).update(status=JobStatus.RUNNING)
+    return chunk
+
+
+def generation_chunk_run(*, chunk: GenerationChunk) -> None:
+    """Generate for the chunk's tasks that lack a candidate and store everything in one transaction.
+
+    Backend errors propagate (the Celery task retries transient ones, then calls
+    `generation_chunk_fail`); per-task failures from the backend are recorded on the job."""
+    job = chunk.job
+    system = job.system
+    existing = set(
+        Candidate.objects.filter(system=system, task_id__in=chunk.task_ids).values_list("task_id", flat=True)
+    )
+    tasks = list(Task.objects.filter(pk__in=chunk.task_ids).exclude(pk__in=existing).order_by("pk"))
+    params = dict(system.generation_params or {})
+    params.setdefault("seed", job.pk)
+    outputs = []
+    if tasks:
+        outputs = run_pipeline(
+            [TaskInput(t.key, t.masked_task, list(t.hidden_facts or [])) for t in tasks],
+            backend=system_backend(system),
+            params=params,
+            simulator=make_simulator(job.simulator, system),
+            simulator_name=job.simulator,
+        )
+    by_key = {t.key: t for t in tasks}
+    present = existing | {t.pk for t in tasks}
+    try:
+        with transaction.atomic():
+            created = skipped = 0
+            errors = [{"task_key": f"#{pk}", "error": "task was deleted"} for pk in chunk.task_ids if pk not in present]
+            tokens = 0
+            # Output that names a system or vendor would unblind annotators: flag it (studies leave it out).
+            patterns = compile_patterns(
+                System.objects.values_list("name", flat=True), getattr(settings, "PIG_BLINDING_PATTERNS", ())
+            )
+            for out in outputs:
+                if out.error:
+                    errors.append({"task_key": out.key, "error": out.error[:500]})
+                    continue
+                tokens += int(out.metadata.get("completion_tokens", 0))
+                try:
+                    # A savepoint: a concurrent job may have created this pair meanwhile.
+                    with transaction.atomic():
+                        Candidate.objects.create(
+                            task=by_key[out.key],
+                            system=system,
+                            questions=out.questions,
+                            answers=out.answers,
+                            revealed=out.revealed,
+                            outline=out.outline,
+                            metadata={**out.metadata, "generation_job": job.pk},
+                            blinding_flags=find_self_identification(
+                                [*out.questions, *out.answers, out.outline], patterns
+                            ),
+                        )
+                    created += 1
+                except IntegrityError:
+                    skipped += 1
+            skipped += len(existing)
+            _settle_chunk(chunk, ChunkStatus.DONE, created, skipped, errors, tokens)
+    except ChunkAlreadySettled:
+        return
+    _finish_if_settled(job.pk)
+
+
+def generation_chunk_fail(*, chunk: GenerationChunk, error: str) -> None:
+    """Record a permanent failure for every task of the chunk that still lacks a candidate."""
+    system_id = chunk.job.system_id
+    have = set(
+        Candidate.objects.filter(system_id=system_id, task_id__in=chunk.task_ids).values_list("task_id", flat=True)
+    )
+    keys = dict(Task.objects.filter(pk__in=chunk.task_ids).values_list("pk", "key"))
+    errors = [{"task_key": keys.get(pk, f"#{pk}"), "error": error[:500]} for pk in chunk.task_ids if pk not in have]
+    try:
+        with transaction.atomic():
+            _settle_chunk(chunk, ChunkStatus.FAILED, 0, len(have), errors, 0, chunk_error=error[:2000])
+    except ChunkAlreadySettled:
+        return
+    _finish_if_settled(chunk.job_id)
+
+
+def _settle_chunk(
+    chunk: GenerationChunk,
+    status: str,
+    created: int,
+    skipped: int,
+    errors: list[dict[str, str]],
+    tokens: int,
+    chunk_error: str = "",
+) -> None:
+    # Compare-and-set inside the caller's transaction: only one delivery of a chunk ever counts.
+    if not GenerationChunk.objects.filter(pk=chunk.pk, status=ChunkStatus.RUNNING).update(
+        status=status, error=chunk_error
+    ):
+        raise ChunkAlreadySettled
+    settled = created + skipped + len(errors)
+    if errors:
+        job = GenerationJob.objects.select_for_update().get(pk=chunk.job_id)
+        GenerationJob.objects.filter(pk=job.pk).update(errors=[*job.errors, *errors][-1000:])
+    GenerationJob.objects.filter(pk=chunk.job_id).update(
+        done=F("done") + settled,
+        skipped=F("skipped") + skipped,
+        failed=F("failed") + len(errors),
+        tokens=F("tokens") + tokens,
+    )
+
+
+def _finish_if_settled(job_id: int) -> None:
+    open_states = [ChunkStatus.QUEUED, ChunkStatus.RUNNING]
+    if GenerationChunk.objects.filter(job_id=job_id, status__in=open_states).exists():
+        return
+    job = GenerationJob.objects.get(pk=job_id)
+    if job.cancel_requested:
+        status = JobStatus.CANCELLED
+    elif job.total and job.failed >= job.total:
+        status = JobStatus.FAILED
+    else:
+        status = JobStatus.SUCCEEDED
+    GenerationJob.objects.filter(pk=job_id, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
+        status=status, finished_at=timezone.now(), error="" if status != JobStatus.FAILED else "every task failed"
+    )
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    status: str
+    total: int
+    done: int
+    skipped: int
+    failed: int
+    tokens: int
+    percent: float
+    elapsed_s: float
+    tokens_per_s: float
+    eta_s: float | None
+    cancel_requested: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def generation_job_progress(*, job: GenerationJob) -> JobProgress:
+    if job.started_at:
+        end = job.finished_at or timezone.now()
+        elapsed = max(0.0, (end - job.started_at).total_seconds())
+    else:
+        elapsed = 0.0
+    finished = job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+    eta = None
+    if not finished and job.done and elapsed:
+        eta = elapsed / job.done * (job.total - job.done)
+    return JobProgress(
+        status=job.status,
+        total=job.total,
+        done=job.done,
+        skipped=job.skipped,
+        failed=job.failed,
+        tokens=job.tokens,
+        percent=round(100.0 * job.done / job.total, 1) if job.total else 0.0,
+        elapsed_s=round(elapsed, 1),
+        tokens_per_s=round(job.tokens / elapsed, 1) if elapsed else 0.0,
+        eta_s=round(eta, 1) if eta is not None else None,
+        cancel_requested=job.cancel_requested,
+    )
+
+
+def generation_job_run_inline(*, job: GenerationJob) -> None:
+    """Run a job's open chunks in this process (the shell command's --inline; no worker needed)."""
+    for chunk_id in job.chunks.filter(status=ChunkStatus.QUEUED).values_list("pk", flat=True):
+        chunk = generation_chunk_claim(chunk_id=chunk_id)
+        if chunk is None:
+            continue
+        try:
+            generation_chunk_run(chunk=chunk)
+        except Exception as exc:
+            generation_chunk_fail(chunk=chunk, error=f"{type(exc).__name__}: {exc}")
+
+
+# --- automatic evaluation -------------------------------------------------------------------------
+
+METRICS = ("reward", "coverage", "redundant_share", "duplicate_share", "outline_coverage")
+
+
+def candidate_scores(
+    *,
+    questions: Sequence[str],
+    outline: str,
+    masked_task: str,
+    hidden_facts: Sequence[str],
+    matcher: Matcher,
+    weights: RewardWeights,
+) -> dict[str, float]:
+    breakdown = elicitation_reward(questions, masked_task, hidden_facts, MatcherSimulator(matcher), weights)
+    outline_units = split_sentences(outline) or ([outline] if outline.strip() else [])
+    covered: set[int] = set()
+    if outline_units and hidden_facts:
+        for hits in matcher.match(outline_units, hidden_facts):
+            covered.update(hits)
+    return {
+        "reward": breakdown.reward,
+        "coverage": breakdown.coverage,
+        "redundant_share": breakdown.redundant_share,
+        "duplicate_share": breakdown.duplicate_share,
+        "outline_coverage": len(covered) / len(hidden_facts) if hidden_facts else 0.0,
+    }
+
+
+def bootstrap_mean(values: Sequence[float], *, n_boot: int = 2000, seed: int = 0) -> dict[str, float]:
+    import numpy as np
+
+    arr = np.asarray(values, dtype=float)
+    if arr.size == 0:
+        return {"mean": float("nan"), "lo": float("nan"), "hi": float("nan")}
+    rng = np.random.default_rng(seed)
+    means = arr[rng.integers(0, arr.size, size=(n_boot, arr.size))].mean(axis=1)
+    return {"mean": float(arr.mean()), "lo": float(np.quantile(means, 0.025)), "hi": float(np.quantile(means, 0.975))}
+
+
+def relative_improvement(
+    system_values: Sequence[float], baseline_values: Sequence[float], *, n_boot: int = 2000, seed: int = 0
+) -> dict[str, float]:
+    """(mean_system − mean_baseline) / |mean_baseline| on paired tasks, with a paired bootstrap interval."""
+    import numpy as np
+
+    s, b = np.asarray(system_values, dtype=float), np.asarray(baseline_values, dtype=float)
+    if s.size == 0 or abs(b.mean()) < 1e-12:
+        return {"mean": float("nan"), "lo": float("nan"), "hi": float("nan")}
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, s.size, size=(n_boot, s.size))
+    sb, bb = s[idx].mean(axis=1), b[idx].mean(axis=1)
+    ok = np.abs(bb) > 1e-12
+    ratios = (sb[ok] - bb[ok]) / np.abs(bb[ok])
+    return {
+        "mean": float((s.mean() - b.mean()) / abs(b.mean())),
+        "lo": float(np.quantile(ratios, 0.025)) if ratios.size else float("nan"),
+        "hi": float(np.quantile(ratios, 0.975)) if ratios.size else float("nan"),
+    }
+
+
+def auto_eval_run(
+    *,
+    systems: Sequence[System],
+    split: str = "",
+    baseline: System | None = None,
+    matcher: str = "embedding",
+    n_boot: int = 2000,
+) -> list[AutoEvalResult]:
+    """Score every system's candidates on the split's tasks and store one AutoEvalResult per system."""
+    if not systems:
+        raise ValidationError("choose at least one system")
+    match = make_matcher(matcher)
+    everyone = list({s.pk: s for s in [*systems, *([baseline] if baseline else [])]}.values())
+    candidates = Candidate.objects.filter(system__in=everyone).select_related("task")
+    if split:
+        candidates = candidates.filter(task__split=split)
+    scores: dict[int, dict[int, dict[str, float]]] = {s.pk: {} for s in everyone}
+    by_system = {s.pk: s for s in everyone}
+    for cand in candidates.order_by("task_id"):
+        system = by_system[cand.system_id]
+        weights = RewardWeights(max_questions=int((system.generation_params or {}).get("max_questions", 5)))
+        scores[cand.system_id][cand.task_id] = candidate_scores(
+            questions=list(cand.questions or []),
+            outline=cand.outline,
+            masked_task=cand.task.masked_task,
+            hidden_facts=list(cand.task.hidden_facts or []),
+            matcher=match,
+            weights=weights,
+        )
+    results = []
+    with transaction.atomic():
+        for system in systems:
+            mine = scores[system.pk]
+            metrics: dict[str, Any] = {
+                name: bootstrap_mean([v[name] for v in mine.values()], n_boot=n_boot) for name in METRICS
+            }
+            metrics["matcher"] = matcher
+            if baseline is not None and baseline.pk != system.pk:
+                theirs = scores[baseline.pk]
+                shared = sorted(set(mine) & set(theirs))
+                metrics["vs_baseline"] = {
+                    "baseline": baseline.name,
+                    "n_paired": len(shared),
+                    **{
+                        name: relative_improvement(
+                            [mine[t][name] for t in shared], [theirs[t][name] for t in shared], n_boot=n_boot
+                        )
+                        for name in ("reward", "coverage", "outline_coverage")
+                    },
+                }
+            results.append(
+                AutoEvalResult.objects.create(
+                    system=system, baseline=baseline, split=split, n_tasks=len(mine), metrics=_finite(metrics)
+                )
+            )
+    return results
+
+
+def _finite(value: Any) -> Any:
+    # JSON has no NaN: store None where a metric is undefined (no tasks, zero baseline).
+    if isinstance(value, float):
+        return None if value != value else round(value, 6)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
+
+
+def retry_countdown(retries: int, base_s: float, cap_s: float = 600.0) -> float:
+    return min(cap_s, base_s * 2**retries) * (0.5 + random.random() / 2)
+
+
+def tasks_mask(*, tasks: Iterable[Task], seed: int = 0, fraction: float = 0.5) -> int:
+    """Re-derive masked_task and hidden_facts from full_task with the rule method.
+
+    Refuses (changing nothing) when any task already has candidates: they answer the old masked task."""
+    from .masking import mask_rule
+
+    tasks = list(tasks)
+    with_candidates = sorted(
+        Task.objects.filter(pk__in=[t.pk for t in tasks], candidates__isnull=False)
+        .values_list("key", flat=True)
+        .distinct()
+    )
+    if with_candidates:
+        raise ValidationError(
+            f"these tasks already have candidates, so their masking is fixed: {', '.join(with_candidates[:10])}"
+        )
+    with transaction.atomic():
+        for task in tasks:
+            masked = mask_rule(task.full_task, seed=seed, fraction=fraction, key=task.key)
+            Task.objects.filter(pk=task.pk).update(masked_task=masked.masked_task, hidden_facts=masked.hidden_facts)
+    return len(tasks)
