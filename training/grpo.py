@@ -8,8 +8,9 @@ Django (metrics, step, heartbeat, last completions, cancel flag); without it, it
 file and stops when a `CANCEL` file appears in the output directory — the mode the GPU check uses without a
 database. This module imports nothing from Django at import time.
 
-Exit codes: 0 finished, 10 stopped because cancel was requested, 11 superseded (the run was resumed
-elsewhere or its supervisor died), 2 bad spec, anything else a crash.
+Exit status 0 also when the run stopped early (cancel requested; or superseded: resumed elsewhere, or its
+supervisor died): `accelerate launch` turns every non-zero status into 1, so the reason is written to
+<output_dir>/STOPPED and printed instead. 2 is a bad spec, anything else a crash.
 """
 
 from __future__ import annotations
@@ -24,9 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-EXIT_CANCELLED = 10
-EXIT_SUPERSEDED = 11
 EXIT_BAD_SPEC = 2
+STOPPED_FILE = "STOPPED"
 FINAL_DIR = "final"
 FINAL_INFO = "pig_training.json"
 
@@ -339,11 +339,14 @@ def run(spec: TrainingSpec) -> int:
     if spec.resume:
         note = f"resuming from {Path(checkpoint).name}" if checkpoint else "no checkpoint found: starting afresh"
         print(note, flush=True)
+    stopped = Path(spec.output_dir) / STOPPED_FILE
+    stopped.unlink(missing_ok=True)
     trainer.train(resume_from_checkpoint=checkpoint)
-    if callback.stop_reason == "superseded":
-        return EXIT_SUPERSEDED
-    if callback.stop_reason == "cancelled":
-        return EXIT_CANCELLED
+    if callback.stop_reason is not None:
+        if trainer.accelerator.is_main_process and callback.stop_reason == "cancelled":
+            stopped.write_text(callback.stop_reason, encoding="utf-8")
+        print(f"stopped: {callback.stop_reason} at step {trainer.state.global_step}", flush=True)
+        return 0
     final = save_final(trainer, spec)
     print(f"saved final model to {final}", flush=True)
     return 0

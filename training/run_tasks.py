@@ -23,7 +23,7 @@ from django.db import connections
 
 from pigplatform.celery import app
 
-from .grpo import EXIT_CANCELLED, EXIT_SUPERSEDED, launch_command
+from .grpo import launch_command
 from .models import JobStatus, TrainingRun
 from .runs import (
     TrainingRunError,
@@ -173,9 +173,7 @@ def supervise(*, run_id: int, attempt: int, resume: bool = False) -> str:
 
 def _record_exit(run_id: int, attempt: int, code: int, log: str) -> str:
     cancel_requested = TrainingRun.objects.filter(pk=run_id).values_list("cancel_requested", flat=True).first()
-    if code == EXIT_SUPERSEDED:
-        return "superseded"
-    if cancel_requested or code == EXIT_CANCELLED:
+    if cancel_requested:
         status, error = JobStatus.CANCELLED, ""
     elif code == 0:
         status, error = JobStatus.SUCCEEDED, ""

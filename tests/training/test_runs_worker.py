@@ -79,8 +79,11 @@ def test_alice_trains_two_grpo_steps_and_gets_a_system_that_generates(tiny_model
     assert [m.step for m in metrics] == [1, 2]
     for metric in metrics:
         assert {"reward", "reward_std", "loss", "learning_rate", "step_seconds"} <= set(metric.values)
-        assert {"rewards/elicitation_reward/mean", "rewards/concise/std", "completions/mean_length"} <= set(metric.values)
-    assert run.last_completions and {"task", "completion", "rewards"} <= set(run.last_completions[0])
+        assert {"rewards/elicitation_reward/mean", "rewards/concise/std", "completions/mean_length"} <= set(
+            metric.values
+        )
+    assert run.last_completions
+    assert {"task", "completion", "rewards"} <= set(run.last_completions[0])
     assert "step 2/2" in run.log
 
     system = run.systems.get()
@@ -163,7 +166,9 @@ def test_a_run_whose_worker_died_is_detected_as_dead_and_resumes_from_its_checkp
     beat, step_at_death = run.heartbeat_at, run.step
     time.sleep(2)
     run.refresh_from_db()
-    assert run.status == "running" and run.heartbeat_at == beat and run.step == step_at_death
+    assert run.status == "running"
+    assert run.heartbeat_at == beat
+    assert run.step == step_at_death
     assert 2 <= step_at_death < 8
     assert training_run_is_dead(run, dead_after=timedelta(seconds=1))
     settings.PIG = {**settings.PIG, "TRAINING_DEAD_AFTER_S": 1}
