@@ -115,7 +115,8 @@ def test_a_lora_run_freezes_the_base_and_saves_a_loadable_adapter(tiny_model_dir
     assert base_file.read_bytes() == base_bytes, "the base model was modified"
     adapter = weights(final / "adapter_model.safetensors")
     lora_b = [t for k, t in adapter.items() if "lora_B" in k]
-    assert lora_b and any(t.abs().sum() > 0 for t in lora_b), "LoRA B starts at zero: training should move it"
+    assert lora_b
+    assert any(t.abs().sum() > 0 for t in lora_b), "LoRA B starts at zero: training should move it"
 
     from peft import PeftModel
     from transformers import AutoModelForCausalLM

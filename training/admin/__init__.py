@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from . import core  # noqa: F401
+from . import core, runs  # noqa: F401
