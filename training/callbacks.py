@@ -145,6 +145,7 @@ class RunProgressCallback(TrainerCallback):
         if self._step_seconds:
             values["step_seconds"] = sum(self._step_seconds) / len(self._step_seconds)
             self._step_seconds.clear()
+        values.update(_gpu_memory())
         completions = sampled_completions(self.trainer, self.completions_to_keep) if self.trainer else []
         verdict = self.sink.record(state.global_step, values, completions)
         summary = " ".join(f"{k.split('/')[-1]}={values[k]:.4g}" for k in _SUMMARY_KEYS if k in values)
@@ -160,6 +161,14 @@ class RunProgressCallback(TrainerCallback):
             control.should_training_stop = True
             # A cancelled run keeps its progress (resumable); a superseded one must not touch the output dir.
             control.should_save = self.stop_reason == "cancelled"
+
+
+def _gpu_memory() -> dict[str, float]:
+    import torch
+
+    if not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return {}
+    return {"gpu_peak_memory_gb": torch.cuda.max_memory_allocated() / 2**30}
 
 
 def _broadcast(verdict: State) -> State:

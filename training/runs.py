@@ -218,8 +218,10 @@ def _enqueue(run_id: int, attempt: int, *, resume: bool) -> None:
 
 
 @transaction.atomic
-def training_run_start(*, run: TrainingRun) -> TrainingRun:
-    """Validate and enqueue a never-launched run on the `training` queue. Bad configuration → failed, not queued."""
+def training_run_start(*, run: TrainingRun, enqueue: bool = True) -> TrainingRun:
+    """Validate and enqueue a never-launched run on the `training` queue. Bad configuration → failed, not queued.
+
+    `enqueue=False` only marks it queued: the caller supervises it itself (`manage.py train --inline`)."""
     if not training_run_can_start(run):
         raise TrainingRunError(f"run {run.name} was already started ({run.status}); resume it or create a new run")
     if training_run_validate(run=run):
@@ -239,7 +241,8 @@ def training_run_start(*, run: TrainingRun) -> TrainingRun:
     if not claimed:
         raise TrainingRunError(f"run {run.name} changed meanwhile; reload and try again")
     run.refresh_from_db()
-    _enqueue(run.pk, run.attempt, resume=False)
+    if enqueue:
+        _enqueue(run.pk, run.attempt, resume=False)
     return run
 
 
