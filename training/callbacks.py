@@ -84,10 +84,11 @@ def sink_for(spec: Any) -> ProgressSink:
 
 def _text(value: Any) -> str:
     if isinstance(value, list):  # chat messages: the last one is what matters (the task / the reply)
-        return str(value[-1].get("content", "")) if value and isinstance(value[-1], dict) else str(value)
-    if isinstance(value, dict):
-        return str(value.get("content", ""))
-    return str(value)
+        value = value[-1].get("content", "") if value and isinstance(value[-1], dict) else value
+    elif isinstance(value, dict):
+        value = value.get("content", "")
+    # Sampled text may hold NUL, which PostgreSQL refuses in text and JSON, and lone surrogates.
+    return str(value).replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
 
 
 def sampled_completions(trainer: Any, keep: int) -> list[dict[str, Any]]:

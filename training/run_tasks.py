@@ -83,7 +83,8 @@ class _Tail:
     def _read(self, stream) -> None:
         for line in iter(stream.readline, ""):
             with self.lock:
-                self.lines.append(line.rstrip("\n")[-2000:])
+                # PostgreSQL refuses NUL in text; a model's sampled bytes may contain it.
+                self.lines.append(line.rstrip("\n")[-2000:].replace("\x00", "\ufffd"))
         stream.close()
 
     def text(self, prefix: str = "") -> str:

@@ -23,7 +23,7 @@ def _state(step: int) -> TrainerState:
 def _trainer_with_samples() -> SimpleNamespace:
     rewards = defaultdict(deque, {"elicitation_reward": deque([0.25, float("nan")])})
     prompts = [[{"role": "user", "content": "Plan a <trip>."}]] * 2
-    completions = [[{"role": "assistant", "content": "<script>alert(1)</script> When?"}]] * 2
+    completions = [[{"role": "assistant", "content": "<script>alert(1)</script> When?\x00"}]] * 2
     return SimpleNamespace(_logs={"prompt": deque(prompts), "completion": deque(completions), "rewards": rewards})
 
 
@@ -39,7 +39,7 @@ def test_each_logging_step_records_metrics_and_the_latest_samples(tmp_path):
     assert '"step_seconds"' in line
     assert "kl" not in line
     assert "note" not in line
-    assert '"completion": "<script>alert(1)</script> When?"' in line  # stored raw, escaped when shown
+    assert '"completion": "<script>alert(1)</script> When?\\ufffd"' in line  # raw (escaped when shown), no NUL
     assert '"elicitation_reward": null' in line
     assert not control.should_training_stop
 
