@@ -118,3 +118,10 @@ def test_admin_actions_start_and_cancel(client, researcher, run, django_capture_
     run.refresh_from_db()
     assert run.status == "cancelled"
     assert client.get(changelist).status_code == 200
+
+
+def test_the_add_form_is_prefilled_with_the_defaults(client, researcher):
+    client.force_login(researcher)
+    html = client.get(reverse("admin:training_trainingrun_add")).content.decode()
+    assert "num_generations" in html
+    assert "elicitation" in html
