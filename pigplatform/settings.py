@@ -182,6 +182,10 @@ PIG = {
     "MODELS_DIR": Path(envstr("PIG_MODELS_DIR", str(VAR_DIR / "models"))),
     "RUNS_DIR": Path(envstr("PIG_RUNS_DIR", str(VAR_DIR / "runs"))),
     "EXPORTS_DIR": Path(envstr("PIG_EXPORTS_DIR", str(VAR_DIR / "exports"))),
+    # A running training run whose heartbeat is older than this is shown as dead and may be resumed.
+    "TRAINING_DEAD_AFTER_S": envint("PIG_TRAINING_DEAD_AFTER_S", 180),
+    # Celery's default time limits suit short tasks; an RL run supervises its child for days.
+    "TRAINING_TIME_LIMIT_S": envint("PIG_TRAINING_TIME_LIMIT_S", 14 * 24 * 3600),
 }
 # Extra regular expressions that mark a candidate as self-identifying (beyond system names and vendors).
 PIG_BLINDING_PATTERNS = envlist("PIG_BLINDING_PATTERNS")

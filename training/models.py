@@ -149,6 +149,10 @@ class TrainingRun(models.Model):
     error = models.TextField(blank=True)
     cancel_requested = models.BooleanField(default=False)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # A fencing token: every start/resume bumps it, and the supervisor and training process write only while
+    # it still matches, so a process orphaned by a dead worker can never overwrite a resumed run.
+    attempt = models.PositiveIntegerField(default=0)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     last_completions = models.JSONField(default=list, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

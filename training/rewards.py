@@ -127,32 +127,133 @@ def completion_text(completion: Any) -> str:
     return str(completion)
 
 
+REWARD_TERMS = ("elicitation", "coverage", "concise")
+SIMULATORS = ("lexical", "embedding")
+_CONFIG_KEYS = {"weights", "simulator", "terms", "concise_chars"}
+
+
+def simulator_from_name(name: str = "lexical") -> UserSimulator:
+    """The lexical matcher by default; "embedding" uses the sentence-embedding matcher when this build has it."""
+    if name == "lexical":
+        return MatcherSimulator()
+    if name == "embedding":
+        try:
+            from .simulator import EmbeddingMatcher  # type: ignore[attr-defined]
+        except ImportError as exc:
+            raise ValueError("the embedding simulator is not available in this build") from exc
+        return MatcherSimulator(EmbeddingMatcher())
+    raise ValueError(f"unknown simulator {name!r} (choose from {', '.join(SIMULATORS)})")
+
+
+def reward_config_problems(config: dict[str, Any] | None) -> list[str]:
+    """Everything wrong with a run's reward configuration, as messages a researcher can act on."""
+    config = config or {}
+    if not isinstance(config, dict):
+        return ["reward configuration must be a JSON object"]
+    problems = [f"unknown reward configuration key {k!r}" for k in sorted(set(config) - _CONFIG_KEYS)]
+    try:
+        weights = RewardWeights.from_dict(config.get("weights"))
+    except (TypeError, ValueError) as exc:
+        problems.append(f"reward weights: {exc}")
+    else:
+        for name, value in asdict(weights).items():
+            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                problems.append(f"reward weight {name!r} must be a non-negative number, not {value!r}")
+        if isinstance(weights.max_questions, int | float) and weights.max_questions < 1:
+            problems.append("reward weight 'max_questions' must be at least 1")
+    if config.get("simulator", "lexical") not in SIMULATORS:
+        problems.append(f"unknown simulator {config.get('simulator')!r} (choose from {', '.join(SIMULATORS)})")
+    terms = config.get("terms", {"elicitation": 1.0})
+    if not isinstance(terms, dict) or not terms:
+        problems.append('reward terms must be an object like {"elicitation": 1.0}')
+    else:
+        for name, value in terms.items():
+            if name not in REWARD_TERMS:
+                problems.append(f"unknown reward term {name!r} (choose from {', '.join(REWARD_TERMS)})")
+            elif not isinstance(value, int | float) or isinstance(value, bool):
+                problems.append(f"reward term {name!r} needs a numeric weight, not {value!r}")
+        if all(not isinstance(v, int | float) or v == 0 for v in terms.values()):
+            problems.append("at least one reward term needs a non-zero weight")
+    chars = config.get("concise_chars", 400)
+    if not isinstance(chars, int) or chars < 1:
+        problems.append("concise_chars must be a positive integer")
+    return problems
+
+
+def reward_setup(config: dict[str, Any] | None) -> tuple[list[Callable[..., list[float]]], list[float]]:
+    """TRL reward functions and their weights (`GRPOConfig.reward_weights`) from a run's reward config.
+
+    The coverage term is always computed (it is the number researchers read) but weighs 0 unless asked for."""
+    problems = reward_config_problems(config)
+    if problems:
+        raise ValueError("; ".join(problems))
+    config = config or {}
+    terms = {"coverage": 0.0, **config.get("terms", {"elicitation": 1.0})}
+    names = [name for name in REWARD_TERMS if name in terms]
+    functions = trl_reward_functions(
+        simulator_from_name(config.get("simulator", "lexical")),
+        RewardWeights.from_dict(config.get("weights")),
+        terms=names,
+        concise_chars=config.get("concise_chars", 400),
+    )
+    return functions, [float(terms[name]) for name in names]
+
+
 def trl_reward_functions(
-    simulator: UserSimulator | None = None, weights: RewardWeights | None = None
+    simulator: UserSimulator | None = None,
+    weights: RewardWeights | None = None,
+    *,
+    terms: Sequence[str] = ("elicitation", "coverage"),
+    concise_chars: int = 400,
 ) -> list[Callable[..., list[float]]]:
-    """Reward functions for `GRPOTrainer(reward_funcs=...)`: the elicitation reward, plus its coverage
-    and format parts as separate functions with weight 0 in `reward_weights` if you only want them logged.
+    """Reward functions for `GRPOTrainer(reward_funcs=...)`, one per term, in the order asked:
+
+    * elicitation — the full elicitation reward; it also logs its parts through TRL's `log_metric`;
+    * coverage — its coverage part alone (give it weight 0 in `reward_weights` to only log it);
+    * concise — 1 − characters / `concise_chars` (floored at 0): a dense shaping term that also gives an
+      untrained model's samples different rewards, so its gradient is not zero.
 
     The dataset must carry `masked_task` and `hidden_facts` columns; TRL forwards them as kwargs."""
     simulator = simulator or MatcherSimulator()
     weights = weights or RewardWeights()
+    # TRL calls every reward function with the same completions list: score each batch once.
+    cache: dict[str, Any] = {"completions": None, "breakdowns": None}
 
     def _breakdowns(completions: list[Any], masked_task: list[str], hidden_facts: list[list[str]]):
-        return [
-            elicitation_reward(parse_questions(completion_text(c)), task, list(facts), simulator, weights)
-            for c, task, facts in zip(completions, masked_task, hidden_facts, strict=True)
-        ]
+        if cache["completions"] is not completions:
+            cache["breakdowns"] = [
+                elicitation_reward(parse_questions(completion_text(c)), task, list(facts), simulator, weights)
+                for c, task, facts in zip(completions, masked_task, hidden_facts, strict=True)
+            ]
+            cache["completions"] = completions
+        return cache["breakdowns"]
 
     def elicitation(
         prompts: list[Any], completions: list[Any], masked_task: list[str], hidden_facts: list[list[str]], **kwargs: Any
     ) -> list[float]:
-        return [b.reward for b in _breakdowns(completions, masked_task, hidden_facts)]
+        breakdowns = _breakdowns(completions, masked_task, hidden_facts)
+        log_metric = kwargs.get("log_metric")
+        if log_metric and breakdowns:
+            n = len(breakdowns)
+            log_metric("elicitation/redundant_share", sum(b.redundant_share for b in breakdowns) / n)
+            log_metric("elicitation/duplicate_share", sum(b.duplicate_share for b in breakdowns) / n)
+            log_metric("elicitation/well_formed", sum(b.well_formed for b in breakdowns) / n)
+            log_metric("elicitation/questions", sum(b.n_questions for b in breakdowns) / n)
+        return [b.reward for b in breakdowns]
 
     def coverage(
         prompts: list[Any], completions: list[Any], masked_task: list[str], hidden_facts: list[list[str]], **kwargs: Any
     ) -> list[float]:
         return [b.coverage for b in _breakdowns(completions, masked_task, hidden_facts)]
 
+    def concise(prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float]:
+        return [max(0.0, 1.0 - len(completion_text(c)) / concise_chars) for c in completions]
+
     elicitation.__name__ = "elicitation_reward"
     coverage.__name__ = "coverage"
-    return [elicitation, coverage]
+    concise.__name__ = "concise"
+    available = {"elicitation": elicitation, "coverage": coverage, "concise": concise}
+    unknown = [t for t in terms if t not in available]
+    if unknown:
+        raise ValueError(f"unknown reward term(s): {', '.join(unknown)}")
+    return [available[t] for t in terms]

@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from . import core, generation  # noqa: F401
+from . import core, generation, runs  # noqa: F401

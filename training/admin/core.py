@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from training.models import System, TrainingMetric, TrainingRun
+from training.models import System, TrainingMetric
 
 
 @admin.register(System)
@@ -13,26 +13,6 @@ class SystemAdmin(admin.ModelAdmin):
     search_fields = ("name", "model_path", "description")
     raw_id_fields = ("training_run",)
     readonly_fields = ("created_at",)
-
-
-@admin.register(TrainingRun)
-class TrainingRunAdmin(admin.ModelAdmin):
-    list_display = ("name", "algorithm", "status", "step", "max_steps", "device", "created_at")
-    list_filter = ("status", "algorithm", "device")
-    search_fields = ("name",)
-    raw_id_fields = ("base_system", "task_study")
-    readonly_fields = (
-        "status",
-        "step",
-        "log",
-        "error",
-        "heartbeat_at",
-        "last_completions",
-        "created_at",
-        "started_at",
-        "finished_at",
-        "created_by",
-    )
 
 
 @admin.register(TrainingMetric)

@@ -1,0 +1,377 @@
+"""GRPO training of a questioner with TRL, as a child process started by `accelerate launch`.
+
+    python -m accelerate.commands.launch --num_processes 1 --cpu -m training.grpo --spec spec.json [--run-id N]
+
+The spec (a JSON file, see `TrainingSpec`) holds everything the run needs: model path, tasks, hyperparameters,
+reward configuration, output directory. With `--run-id` the process reports to the platform's database through
+Django (metrics, step, heartbeat, last completions, cancel flag); without it, it appends metrics to a JSONL
+file and stops when a `CANCEL` file appears in the output directory — the mode the GPU check uses without a
+database. This module imports nothing from Django at import time.
+
+Exit status 0 also when the run stopped early (cancel requested; or superseded: resumed elsewhere, or its
+supervisor died): `accelerate launch` turns every non-zero status into 1, so the reason is written to
+<output_dir>/STOPPED and printed instead. 2 is a bad spec, anything else a crash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+EXIT_BAD_SPEC = 2
+STOPPED_FILE = "STOPPED"
+FINAL_DIR = "final"
+FINAL_INFO = "pig_training.json"
+
+logger = logging.getLogger("training.grpo")
+
+QUESTIONER_SYSTEM_PROMPT = (
+    "You help a user with a request that leaves out important details. Before doing the work, ask the "
+    "clarification questions whose answers you need most. Ask only about what the request does not already "
+    "say. Reply with at most {k} short questions, one per line, each ending with a question mark."
+)
+
+DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
+    "learning_rate": 1e-5,
+    "max_steps": 100,
+    "num_generations": 4,
+    "per_device_train_batch_size": 4,
+    "gradient_accumulation_steps": 1,
+    "max_completion_length": 256,
+    "beta": 0.0,
+    "temperature": 1.0,
+    "seed": 42,
+    "logging_steps": 1,
+    "save_steps": 50,
+    "save_total_limit": 2,
+    "gradient_checkpointing": False,
+    "dtype": "auto",  # auto: bfloat16 on CUDA when supported, float32 on CPU
+    "lora": False,
+    "lora_r": 16,
+    "lora_alpha": 32,
+    "lora_dropout": 0.05,
+    "lora_target_modules": "all-linear",
+    "lora_merge": False,  # save the merged model instead of the adapter (vLLM serving prefers it)
+    "use_vllm": "auto",  # auto: on when CUDA is used and vllm is importable
+    "vllm_mode": "colocate",  # or "server" (then vllm_server_base_url, a `trl vllm-serve` on another GPU)
+    "vllm_server_base_url": "",
+    "vllm_gpu_memory_utilization": 0.3,
+    "completions_to_keep": 8,
+}
+_POSITIVE_INTS = (
+    "max_steps",
+    "num_generations",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "max_completion_length",
+    "logging_steps",
+    "save_steps",
+    "lora_r",
+    "completions_to_keep",
+)
+
+
+def merged_hyperparameters(overrides: dict[str, Any] | None) -> dict[str, Any]:
+    return {**DEFAULT_HYPERPARAMETERS, **(overrides or {})}
+
+
+def hyperparameter_problems(overrides: dict[str, Any] | None, *, num_processes: int = 1) -> list[str]:
+    """Everything wrong with a run's hyperparameters, checked before any model is loaded."""
+    if overrides is not None and not isinstance(overrides, dict):
+        return ["hyperparameters must be a JSON object"]
+    problems = [f"unknown hyperparameter {k!r}" for k in sorted(set(overrides or {}) - set(DEFAULT_HYPERPARAMETERS))]
+    hp = merged_hyperparameters(overrides)
+    for key in _POSITIVE_INTS:
+        value = hp[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            problems.append(f"{key} must be a positive integer, not {value!r}")
+    for key in ("learning_rate", "temperature"):
+        if not _is_number(hp[key]) or hp[key] <= 0:
+            problems.append(f"{key} must be a positive number, not {hp[key]!r}")
+    if not _is_number(hp["beta"]) or hp["beta"] < 0:
+        problems.append(f"beta must be a non-negative number, not {hp['beta']!r}")
+    if problems:
+        return problems
+    if hp["num_generations"] < 2:
+        problems.append(
+            "num_generations must be at least 2: GRPO compares completions within a group "
+            f"(got {hp['num_generations']})"
+        )
+    effective = hp["per_device_train_batch_size"] * num_processes * hp["gradient_accumulation_steps"]
+    if effective % hp["num_generations"]:
+        problems.append(
+            f"the effective batch (per_device_train_batch_size {hp['per_device_train_batch_size']} × processes "
+            f"{num_processes} × gradient_accumulation_steps {hp['gradient_accumulation_steps']} = {effective}) "
+            f"must be divisible by num_generations ({hp['num_generations']})"
+        )
+    if hp["dtype"] not in ("auto", "float32", "bfloat16", "float16"):
+        problems.append(f"dtype must be auto, float32, bfloat16 or float16, not {hp['dtype']!r}")
+    if hp["use_vllm"] not in ("auto", True, False):
+        problems.append('use_vllm must be true, false or "auto"')
+    if hp["vllm_mode"] not in ("colocate", "server"):
+        problems.append('vllm_mode must be "colocate" or "server"')
+    return problems
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def questioner_messages(masked_task: str, max_questions: int = 5) -> list[dict[str, str]]:
+    return [
+        {"role": "system", "content": QUESTIONER_SYSTEM_PROMPT.format(k=max_questions)},
+        {"role": "user", "content": masked_task},
+    ]
+
+
+@dataclass
+class TrainingSpec:
+    model_path: str
+    tasks: list[dict[str, Any]]  # {"masked_task": str, "hidden_facts": [str]}
+    output_dir: str
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    reward_config: dict[str, Any] = field(default_factory=dict)
+    device: str = "auto"
+    resume: bool = False
+    run_id: int | None = None
+    attempt: int = 0
+    deepspeed_config: str = ""
+    metrics_file: str = ""  # file mode: where metrics go when there is no run in a database
+    supervisor_pid: int | None = None
+
+    def save(self, path: Path | str) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(asdict(self), indent=1), encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: Path | str) -> TrainingSpec:
+        return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def launch_command(
+    spec_path: Path | str,
+    *,
+    device: str = "auto",
+    num_processes: int = 1,
+    deepspeed_config: str = "",
+    run_id: int | None = None,
+    python: str = sys.executable,
+) -> list[str]:
+    """The `accelerate launch` command line: one process on CPU, N processes (optionally DeepSpeed) on GPUs."""
+    cmd = [python, "-m", "accelerate.commands.launch", "--num_machines", "1", "--dynamo_backend", "no"]
+    cmd += ["--num_processes", str(num_processes), "--mixed_precision", "no"]
+    if device == "cpu":
+        # Small models train several times faster with one thread than with threads fighting over few cores.
+        threads = os.environ.get("PIG_TRAINING_CPU_THREADS") or str(os.cpu_count() or 1)
+        cmd += ["--cpu", "--num_cpu_threads_per_process", threads]
+    elif deepspeed_config:
+        cmd += ["--use_deepspeed", "--deepspeed_config_file", deepspeed_config]
+    elif num_processes > 1:
+        cmd.append("--multi_gpu")
+    cmd += ["-m", "training.grpo", "--spec", str(spec_path)]
+    if run_id is not None:
+        cmd += ["--run-id", str(run_id)]
+    return cmd
+
+
+def build_dataset(spec: TrainingSpec):
+    from datasets import Dataset
+
+    k = (spec.reward_config.get("weights") or {}).get("max_questions", 5)
+    rows = [
+        {
+            "prompt": questioner_messages(task["masked_task"], k),
+            "masked_task": task["masked_task"],
+            "hidden_facts": list(task["hidden_facts"]),
+        }
+        for task in spec.tasks
+    ]
+    return Dataset.from_list(rows)
+
+
+def resolve_device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device is cuda but CUDA is not available to the training process")
+    return requested
+
+
+def vllm_available() -> bool:
+    from trl.import_utils import is_vllm_available
+
+    return bool(is_vllm_available())
+
+
+def grpo_config_kwargs(
+    spec: TrainingSpec, *, device: str, has_vllm: bool = False, bf16_supported: bool = False
+) -> dict[str, Any]:
+    """GRPOConfig arguments from a spec. Pure apart from the facts passed in, so it can be unit-tested."""
+    hp = merged_hyperparameters(spec.hyperparameters)
+    _, reward_weights = _reward_setup(spec)
+    kwargs: dict[str, Any] = {
+        "output_dir": spec.output_dir,
+        "learning_rate": hp["learning_rate"],
+        "max_steps": hp["max_steps"],
+        "num_generations": hp["num_generations"],
+        "per_device_train_batch_size": hp["per_device_train_batch_size"],
+        "gradient_accumulation_steps": hp["gradient_accumulation_steps"],
+        "max_completion_length": hp["max_completion_length"],
+        "beta": hp["beta"],
+        "temperature": hp["temperature"],
+        "seed": hp["seed"],
+        "logging_steps": hp["logging_steps"],
+        "save_strategy": "steps",
+        "save_steps": hp["save_steps"],
+        "save_total_limit": hp["save_total_limit"],
+        "gradient_checkpointing": hp["gradient_checkpointing"],
+        "reward_weights": reward_weights,
+        "report_to": [],
+        "disable_tqdm": True,  # the callback prints one line per logged step; bars only clutter the run log
+        "log_completions": False,
+    }
+    if device == "cpu":
+        kwargs.update(use_cpu=True, bf16=False)
+    else:
+        dtype = hp["dtype"]
+        use_bf16 = dtype == "bfloat16" or (dtype == "auto" and bf16_supported)
+        kwargs.update(bf16=use_bf16, fp16=dtype == "float16")
+        if dtype != "float32":
+            kwargs["model_init_kwargs"] = {"dtype": "bfloat16" if use_bf16 else "float16"}
+        if hp["use_vllm"] is True or (hp["use_vllm"] == "auto" and has_vllm):
+            kwargs.update(use_vllm=True, vllm_mode=hp["vllm_mode"])
+            if hp["vllm_mode"] == "colocate":
+                kwargs["vllm_gpu_memory_utilization"] = hp["vllm_gpu_memory_utilization"]
+            elif hp["vllm_server_base_url"]:
+                kwargs["vllm_server_base_url"] = hp["vllm_server_base_url"]
+        if spec.deepspeed_config:
+            kwargs["deepspeed"] = spec.deepspeed_config
+    return kwargs
+
+
+def _reward_setup(spec: TrainingSpec):
+    from .rewards import reward_setup
+
+    return reward_setup(spec.reward_config)
+
+
+def peft_config(spec: TrainingSpec):
+    hp = merged_hyperparameters(spec.hyperparameters)
+    if not hp["lora"]:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=hp["lora_r"],
+        lora_alpha=hp["lora_alpha"],
+        lora_dropout=hp["lora_dropout"],
+        target_modules=hp["lora_target_modules"],
+        task_type="CAUSAL_LM",
+    )
+
+
+def build_trainer(spec: TrainingSpec, callbacks: list | None = None):
+    import torch
+    from trl import GRPOConfig, GRPOTrainer
+
+    device = resolve_device(spec.device)
+    bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
+    config = GRPOConfig(**grpo_config_kwargs(spec, device=device, has_vllm=vllm_available(), bf16_supported=bf16))
+    reward_funcs, _ = _reward_setup(spec)
+    return GRPOTrainer(
+        model=spec.model_path,
+        reward_funcs=reward_funcs,
+        args=config,
+        train_dataset=build_dataset(spec),
+        peft_config=peft_config(spec),
+        callbacks=callbacks or [],
+    )
+
+
+def save_final(trainer, spec: TrainingSpec) -> Path:
+    """Write the finished model (or LoRA adapter) with its tokenizer to <output_dir>/final."""
+    hp = merged_hyperparameters(spec.hyperparameters)
+    final = Path(spec.output_dir) / FINAL_DIR
+    adapter = bool(hp["lora"]) and not hp["lora_merge"]
+    if hp["lora"] and hp["lora_merge"]:
+        merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
+        if trainer.accelerator.is_main_process:
+            merged.save_pretrained(final)
+    else:
+        trainer.save_model(str(final))
+    if trainer.accelerator.is_main_process:
+        trainer.processing_class.save_pretrained(final)
+        info = {
+            "run_id": spec.run_id,
+            "base_model_path": spec.model_path,
+            "adapter": adapter,
+            "steps": trainer.state.global_step,
+        }
+        (final / FINAL_INFO).write_text(json.dumps(info, indent=1), encoding="utf-8")
+    return final
+
+
+def _last_checkpoint(output_dir: str) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
+
+
+def run(spec: TrainingSpec) -> int:
+    from .callbacks import RunProgressCallback, sink_for
+
+    sink = sink_for(spec)
+    keep = merged_hyperparameters(spec.hyperparameters)["completions_to_keep"]
+    callback = RunProgressCallback(sink, completions_to_keep=keep)
+    trainer = build_trainer(spec, callbacks=[callback])
+    callback.trainer = trainer
+    checkpoint = _last_checkpoint(spec.output_dir) if spec.resume else None
+    if spec.resume:
+        note = f"resuming from {Path(checkpoint).name}" if checkpoint else "no checkpoint found: starting afresh"
+        print(note, flush=True)
+    stopped = Path(spec.output_dir) / STOPPED_FILE
+    stopped.unlink(missing_ok=True)
+    trainer.train(resume_from_checkpoint=checkpoint)
+    if callback.stop_reason is not None:
+        if trainer.accelerator.is_main_process and callback.stop_reason == "cancelled":
+            stopped.write_text(callback.stop_reason, encoding="utf-8")
+        print(f"stopped: {callback.stop_reason} at step {trainer.state.global_step}", flush=True)
+        return 0
+    final = save_final(trainer, spec)
+    print(f"saved final model to {final}", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.grpo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--spec", required=True, help="JSON file written by the supervisor or by hand")
+    parser.add_argument("--run-id", type=int, default=None, help="report to this TrainingRun through Django")
+    args = parser.parse_args(argv)
+    try:
+        spec = TrainingSpec.load(args.spec)
+    except (OSError, TypeError, ValueError) as exc:
+        print(f"bad spec {args.spec}: {exc}", file=sys.stderr)
+        return EXIT_BAD_SPEC
+    if args.run_id is not None:
+        spec.run_id = args.run_id
+    if spec.run_id is not None:
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pigplatform.settings")
+        import django
+
+        django.setup()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run(spec)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""`python manage.py train --config run.toml [--wait | --inline]`: create and start a GRPO run from a TOML file.
+
+TOML keys (see docs/training.md and training/configs/example.toml):
+    name = "my-run"                          # unique slug
+    model = "var/models/smollm2-135m-instruct"  # a local model directory, or: base_system = "system-name"
+    tasks_split = "train"                    # one of: tasks_split, tasks_study (a study slug), tasks_file (JSONL)
+    device = "auto"                          # auto | cpu | cuda
+    num_processes = 1                        # GPUs (accelerate processes)
+    deepspeed_config = ""                    # optional DeepSpeed JSON (ZeRO-2/3)
+    [hyperparameters]                        # any of training.grpo.DEFAULT_HYPERPARAMETERS
+    [reward]                                 # simulator, terms, concise_chars, [reward.weights]
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from annotation.models import Study
+from training.models import System, TrainingRun
+from training.run_tasks import supervise
+from training.runs import TrainingRunError, training_run_create, training_run_start
+
+TOP_KEYS = {
+    "name", "model", "base_system", "tasks_split", "tasks_study", "tasks_file", "device", "num_processes",
+    "deepspeed_config", "hyperparameters", "reward",
+}  # fmt: skip
+
+
+def run_from_config(config: dict[str, Any], *, created_by: Any = None) -> TrainingRun:
+    unknown = sorted(set(config) - TOP_KEYS)
+    if unknown:
+        raise CommandError(f"unknown key(s) in the config: {', '.join(unknown)}")
+    if "name" not in config:
+        raise CommandError("the config needs a name")
+    if TrainingRun.objects.filter(name=config["name"]).exists():
+        raise CommandError(f"a training run named {config['name']!r} exists already; choose another name")
+    base_system = None
+    if config.get("base_system"):
+        base_system = System.objects.filter(name=config["base_system"]).first()
+        if base_system is None:
+            raise CommandError(f"no system named {config['base_system']!r}")
+    study = None
+    if config.get("tasks_study"):
+        study = Study.objects.filter(slug=config["tasks_study"]).first()
+        if study is None:
+            raise CommandError(f"no study with slug {config['tasks_study']!r}")
+    try:
+        return training_run_create(
+            name=config["name"],
+            base_model_path=str(config.get("model", "")),
+            base_system=base_system,
+            task_split=config.get("tasks_split", ""),
+            task_study=study,
+            tasks_file=str(config.get("tasks_file", "")),
+            reward_config=config.get("reward", {}),
+            hyperparameters=config.get("hyperparameters", {}),
+            device=config.get("device", "auto"),
+            num_processes=config.get("num_processes", 1),
+            deepspeed_config=config.get("deepspeed_config", ""),
+            created_by=created_by,
+        )
+    except Exception as exc:  # full_clean's ValidationError and friends, reported plainly
+        raise CommandError(f"invalid run: {exc}") from exc
+
+
+def follow(run: TrainingRun, stdout, *, poll: float = 1.0) -> TrainingRun:
+    """A progress bar over the run's steps until it finishes."""
+    from tqdm import tqdm
+
+    # The raw stream: Django's OutputWrapper would end every tqdm refresh with a newline.
+    bar = tqdm(total=run.max_steps, desc=run.name, unit="step", file=getattr(stdout, "_out", stdout))
+    try:
+        while True:
+            run.refresh_from_db()
+            bar.update(max(0, run.step - bar.n))
+            last = run.metrics.order_by("-step").values_list("values", flat=True).first() or {}
+            if "reward" in last:
+                bar.set_postfix(reward=f"{last['reward']:.3f}", loss=f"{last.get('loss', float('nan')):.4f}")
+            if run.status in ("succeeded", "failed", "cancelled"):
+                return run
+            time.sleep(poll)
+    finally:
+        bar.close()
+
+
+class Command(BaseCommand):
+    help = "Create and start a GRPO training run from a TOML config."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--config", required=True, type=Path)
+        parser.add_argument("--wait", action="store_true", help="show a progress bar until the run finishes")
+        parser.add_argument(
+            "--inline", action="store_true", help="supervise the run in this process (no Celery worker needed)"
+        )
+
+    def handle(self, *args: Any, config: Path, wait: bool, inline: bool, **options: Any) -> None:
+        try:
+            data = tomllib.loads(config.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise CommandError(f"cannot read {config}: {exc}") from exc
+        run = run_from_config(data)
+        self.stdout.write(f"created run {run.name} (#{run.pk})")
+        execute(self, run, wait=wait, inline=inline)
+
+
+def execute(command: BaseCommand, run: TrainingRun, *, wait: bool, inline: bool) -> TrainingRun:
+    try:
+        run = training_run_start(run=run, enqueue=not inline)
+    except TrainingRunError as exc:
+        raise CommandError(str(exc)) from exc
+    if run.status == "failed":
+        raise CommandError(run.error)
+    started = time.monotonic()
+    if inline:
+        worker = threading.Thread(target=supervise, kwargs={"run_id": run.pk, "attempt": run.attempt}, daemon=True)
+        worker.start()
+        run = follow(run, command.stdout)
+        worker.join()
+    elif wait:
+        command.stdout.write("queued on the training queue (needs `celery -A pigplatform worker -Q training -c 1`)")
+        run = follow(run, command.stdout)
+    else:
+        command.stdout.write(f"queued; follow it in admin: /admin/training/trainingrun/{run.pk}/change/")
+        return run
+    run.refresh_from_db()
+    elapsed = time.monotonic() - started
+    command.stdout.write(f"run {run.name}: {run.status} after {run.step} steps in {elapsed:.0f} s")
+    if run.status != "succeeded":
+        raise CommandError(run.error or run.status)
+    system = run.systems.first()
+    if system:
+        command.stdout.write(f"registered system {system.name}: {system.model_path}")
+    return run

@@ -1,0 +1,412 @@
+"""Training-run lifecycle: validate, start, progress, cancel, resume, finish, register the trained System.
+
+Who writes what, so that concurrent writers never clobber each other (every write is an UPDATE of its own
+columns, guarded by the run's `attempt` fencing token):
+* the web/admin/command side: start, cancel, resume (status, attempt, cancel flag);
+* the Celery supervisor (`training.run` task): claim, log tail, heartbeat, final status;
+* the training process (callback): step, heartbeat, metrics, last completions.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from annotation.models import Task
+
+from .grpo import FINAL_DIR, FINAL_INFO, TrainingSpec, hyperparameter_problems, merged_hyperparameters
+from .models import Algorithm, Backend, Device, JobStatus, System, TrainingMetric, TrainingRun
+from .rewards import reward_config_problems
+
+State = Literal["continue", "cancelled", "superseded"]
+FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class TrainingRunError(Exception):
+    """The requested transition does not apply to the run in its current state."""
+
+
+# ---------------------------------------------------------------- reads
+
+
+def training_run_model_path(run: TrainingRun) -> Path | None:
+    """The base model's local directory (a base System's model or the run's path), if it exists."""
+    raw = run.base_system.model_path if run.base_system_id else run.base_model_path
+    if not raw:
+        return None
+    for candidate in (Path(raw), Path(settings.PIG["MODELS_DIR"]) / raw, Path(settings.BASE_DIR) / raw):
+        if (candidate / "config.json").is_file() or (candidate / "adapter_config.json").is_file():
+            return candidate.resolve()
+    return None
+
+
+def training_run_tasks(run: TrainingRun) -> tuple[list[dict[str, Any]], list[str]]:
+    """The run's training tasks as {masked_task, hidden_facts} and any problems reading them."""
+    sources = [bool(run.task_split), bool(run.task_study_id), bool(run.tasks_file)]
+    if sum(sources) != 1:
+        return [], ["choose exactly one task source: a split, a study, or a tasks file"]
+    if run.tasks_file:
+        return _tasks_from_file(Path(run.tasks_file))
+    rows = Task.objects.order_by("pk")
+    rows = rows.filter(split=run.task_split) if run.task_split else rows.filter(comparisons__study=run.task_study)
+    tasks = [
+        {"masked_task": t["masked_task"], "hidden_facts": list(t["hidden_facts"])}
+        for t in rows.distinct().values("masked_task", "hidden_facts")
+        if t["hidden_facts"]
+    ]
+    return tasks, [] if tasks else ["no training tasks with hidden facts in the chosen source"]
+
+
+def _tasks_from_file(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    if not path.is_file():
+        return [], [f"tasks file {path} does not exist"]
+    tasks, problems = [], []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(f"tasks file line {number}: bad JSON ({exc.msg})")
+            continue
+        masked, facts = (row.get("masked_task"), row.get("hidden_facts")) if isinstance(row, dict) else (None, None)
+        if not isinstance(masked, str) or not masked.strip():
+            problems.append(f"tasks file line {number}: masked_task must be a non-empty string")
+        elif not isinstance(facts, list) or not facts or not all(isinstance(f, str) for f in facts):
+            problems.append(f"tasks file line {number}: hidden_facts must be a non-empty list of strings")
+        else:
+            tasks.append({"masked_task": masked, "hidden_facts": facts})
+    if not tasks and not problems:
+        problems.append(f"tasks file {path} holds no tasks")
+    return tasks, problems[:20]
+
+
+def training_run_is_dead(run: TrainingRun, *, now: Any = None, dead_after: timedelta | None = None) -> bool:
+    """A running run nobody has heard from for a while: its worker died. It can be resumed."""
+    if run.status != JobStatus.RUNNING:
+        return False
+    dead_after = dead_after or timedelta(seconds=settings.PIG["TRAINING_DEAD_AFTER_S"])
+    last = run.heartbeat_at or run.started_at
+    return last is None or last < (now or timezone.now()) - dead_after
+
+
+def training_run_can_start(run: TrainingRun) -> bool:
+    # Never launched: fresh, or refused by validation (fix the configuration, then start again).
+    return run.started_at is None and (
+        (run.status == JobStatus.QUEUED and run.enqueued_at is None) or run.status == JobStatus.FAILED
+    )
+
+
+def training_run_can_resume(run: TrainingRun) -> bool:
+    launched = run.started_at is not None
+    return launched and (run.status in (JobStatus.FAILED, JobStatus.CANCELLED) or training_run_is_dead(run))
+
+
+def training_run_can_cancel(run: TrainingRun) -> bool:
+    return (run.status == JobStatus.QUEUED and run.enqueued_at is not None) or (
+        run.status == JobStatus.RUNNING and not run.cancel_requested
+    )
+
+
+def training_run_spec(run: TrainingRun, *, resume: bool = False) -> TrainingSpec:
+    tasks, problems = training_run_tasks(run)
+    model_path = training_run_model_path(run)
+    if problems or model_path is None:
+        raise TrainingRunError("; ".join(problems) or "the base model path does not exist")
+    return TrainingSpec(
+        model_path=str(model_path),
+        tasks=tasks,
+        output_dir=run.output_dir or str(Path(settings.PIG["RUNS_DIR"]) / run.name),
+        hyperparameters=dict(run.hyperparameters or {}),
+        reward_config=dict(run.reward_config or {}),
+        device=run.device,
+        resume=resume,
+        run_id=run.pk,
+        attempt=run.attempt,
+        deepspeed_config=run.deepspeed_config,
+    )
+
+
+# ---------------------------------------------------------------- writes from the researcher's side
+
+
+def training_run_create(
+    *,
+    name: str,
+    base_model_path: str = "",
+    base_system: System | None = None,
+    task_split: str = "",
+    task_study: Any = None,
+    tasks_file: str = "",
+    reward_config: dict[str, Any] | None = None,
+    hyperparameters: dict[str, Any] | None = None,
+    device: str = Device.AUTO,
+    num_processes: int = 1,
+    deepspeed_config: str = "",
+    created_by: Any = None,
+) -> TrainingRun:
+    run = TrainingRun(
+        name=name,
+        base_model_path=base_model_path,
+        base_system=base_system,
+        task_split=task_split,
+        task_study=task_study,
+        tasks_file=tasks_file,
+        algorithm=Algorithm.GRPO,
+        reward_config=reward_config or {},
+        hyperparameters=hyperparameters or {},
+        device=device,
+        num_processes=num_processes,
+        deepspeed_config=deepspeed_config,
+        created_by=created_by,
+    )
+    run.max_steps = _max_steps(run)
+    run.full_clean()
+    run.save()
+    return run
+
+
+def _max_steps(run: TrainingRun) -> int:
+    steps = merged_hyperparameters(run.hyperparameters if isinstance(run.hyperparameters, dict) else {})["max_steps"]
+    return steps if isinstance(steps, int) and steps > 0 else 0
+
+
+def training_run_problems(run: TrainingRun) -> list[str]:
+    """Everything that would make the run fail, found without loading a model (cheap, web-process safe)."""
+    problems: list[str] = []
+    if run.algorithm != Algorithm.GRPO:
+        problems.append(f"algorithm {run.algorithm!r} is not implemented yet (only GRPO)")
+    if training_run_model_path(run) is None:
+        where = run.base_system.model_path if run.base_system_id else run.base_model_path
+        problems.append(
+            f"unknown model path {where!r}: no model directory (config.json) there" if where else "no base model given"
+        )
+    problems += hyperparameter_problems(run.hyperparameters, num_processes=run.num_processes)
+    problems += reward_config_problems(run.reward_config)
+    if run.device == Device.CPU and run.num_processes != 1:
+        problems.append("CPU runs use one process (num_processes = 1)")
+    if run.deepspeed_config and not Path(run.deepspeed_config).is_file():
+        problems.append(f"DeepSpeed config {run.deepspeed_config} does not exist")
+    problems += training_run_tasks(run)[1]
+    return problems
+
+
+def training_run_validate(*, run: TrainingRun) -> list[str]:
+    """Check the configuration; when it is bad, mark the run failed with the reasons and return them."""
+    problems = training_run_problems(run)
+    if problems:
+        error = "Configuration refused:\n" + "\n".join(f"- {p}" for p in problems)
+        TrainingRun.objects.filter(pk=run.pk, started_at=None).update(
+            status=JobStatus.FAILED, error=error, finished_at=timezone.now()
+        )
+        run.refresh_from_db()
+    return problems
+
+
+def _enqueue(run_id: int, attempt: int, *, resume: bool) -> None:
+    from .run_tasks import run_training
+
+    transaction.on_commit(lambda: run_training.delay(run_id, attempt, resume=resume))
+
+
+@transaction.atomic
+def training_run_start(*, run: TrainingRun, enqueue: bool = True) -> TrainingRun:
+    """Validate and enqueue a never-launched run on the `training` queue. Bad configuration → failed, not queued.
+
+    `enqueue=False` only marks it queued: the caller supervises it itself (`manage.py train --inline`)."""
+    if not training_run_can_start(run):
+        raise TrainingRunError(f"run {run.name} was already started ({run.status}); resume it or create a new run")
+    if training_run_validate(run=run):
+        return run
+    output_dir = run.output_dir or str(Path(settings.PIG["RUNS_DIR"]) / run.name)
+    # Compare-and-set on the attempt: two researchers pressing Start at once enqueue one task, not two.
+    claimed = TrainingRun.objects.filter(pk=run.pk, attempt=run.attempt, started_at=None).update(
+        status=JobStatus.QUEUED,
+        attempt=F("attempt") + 1,
+        enqueued_at=timezone.now(),
+        error="",
+        cancel_requested=False,
+        finished_at=None,
+        output_dir=output_dir,
+        max_steps=_max_steps(run),
+    )
+    if not claimed:
+        raise TrainingRunError(f"run {run.name} changed meanwhile; reload and try again")
+    run.refresh_from_db()
+    if enqueue:
+        _enqueue(run.pk, run.attempt, resume=False)
+    return run
+
+
+@transaction.atomic
+def training_run_cancel(*, run: TrainingRun) -> TrainingRun:
+    """Queued: cancelled at once. Running: the training process stops at its next step (a checkpoint is saved
+    so it can be resumed) and the supervisor kills the process group if it does not. Dead: cancelled at once."""
+    run.refresh_from_db()
+    now = timezone.now()
+    if (run.status == JobStatus.QUEUED and run.enqueued_at is not None) or training_run_is_dead(run):
+        TrainingRun.objects.filter(pk=run.pk, attempt=run.attempt, status=run.status).update(
+            status=JobStatus.CANCELLED, cancel_requested=True, finished_at=now
+        )
+    elif run.status == JobStatus.RUNNING:
+        TrainingRun.objects.filter(pk=run.pk, status=JobStatus.RUNNING).update(cancel_requested=True)
+    else:
+        raise TrainingRunError(f"run {run.name} is {run.status}: only queued or running runs can be cancelled")
+    run.refresh_from_db()
+    return run
+
+
+@transaction.atomic
+def training_run_resume(*, run: TrainingRun) -> TrainingRun:
+    """Re-enqueue a failed, cancelled or dead run; it continues from its last checkpoint and step count."""
+    run.refresh_from_db()
+    if not training_run_can_resume(run):
+        raise TrainingRunError(f"run {run.name} is {run.status}: only failed, cancelled or dead runs can be resumed")
+    problems = training_run_problems(run)
+    if problems:
+        raise TrainingRunError("Configuration refused: " + "; ".join(problems))
+    # The attempt bump fences off whatever is left of the previous attempt (an orphaned training process).
+    claimed = TrainingRun.objects.filter(pk=run.pk, attempt=run.attempt, status=run.status).update(
+        status=JobStatus.QUEUED,
+        attempt=F("attempt") + 1,
+        enqueued_at=timezone.now(),
+        cancel_requested=False,
+        error="",
+        finished_at=None,
+        max_steps=_max_steps(run),
+    )
+    if not claimed:
+        raise TrainingRunError(f"run {run.name} changed meanwhile; reload and try again")
+    run.refresh_from_db()
+    _enqueue(run.pk, run.attempt, resume=True)
+    return run
+
+
+# ---------------------------------------------------------------- writes from the supervisor
+
+
+def training_run_claim(*, run_id: int, attempt: int) -> bool:
+    """queued → running for exactly this attempt; a redelivered or duplicate task finds nothing to claim."""
+    now = timezone.now()
+    return bool(
+        TrainingRun.objects.filter(pk=run_id, attempt=attempt, status=JobStatus.QUEUED).update(
+            status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, cancel_requested=False
+        )
+    )
+
+
+def _state(run_id: int, attempt: int) -> State:
+    row = TrainingRun.objects.filter(pk=run_id).values("attempt", "status", "cancel_requested").first()
+    if row is None or row["attempt"] != attempt or row["status"] != JobStatus.RUNNING:
+        return "superseded"
+    return "cancelled" if row["cancel_requested"] else "continue"
+
+
+def training_run_supervisor_beat(*, run_id: int, attempt: int, log: str) -> State:
+    TrainingRun.objects.filter(pk=run_id, attempt=attempt, status=JobStatus.RUNNING).update(
+        log=log, heartbeat_at=timezone.now()
+    )
+    return _state(run_id, attempt)
+
+
+def training_run_finish(*, run_id: int, attempt: int, status: str, error: str = "", log: str | None = None) -> bool:
+    """Record the final status of this attempt; a successful run first gets its System registered."""
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().filter(pk=run_id, attempt=attempt).first()
+        if run is None or run.status != JobStatus.RUNNING:
+            return False
+        if status == JobStatus.SUCCEEDED:
+            try:
+                training_run_register_system(run=run)
+            except (OSError, ValueError, IntegrityError) as exc:
+                status, error = JobStatus.FAILED, f"training finished but the model could not be registered: {exc}"
+        fields: dict[str, Any] = {"status": status, "error": error[-20000:], "finished_at": timezone.now()}
+        if log is not None:
+            fields["log"] = log
+        if status == JobStatus.SUCCEEDED:
+            fields["step"] = max(run.step, _final_steps(run))
+        TrainingRun.objects.filter(pk=run_id, attempt=attempt).update(**fields)
+    return True
+
+
+def _final_steps(run: TrainingRun) -> int:
+    info = Path(run.output_dir) / FINAL_DIR / FINAL_INFO
+    try:
+        return int(json.loads(info.read_text(encoding="utf-8")).get("steps", 0))
+    except (OSError, ValueError):
+        return 0
+
+
+def training_run_register_system(*, run: TrainingRun) -> System:
+    """The finished model (or LoRA adapter on its base) becomes a `transformers` System linked to the run."""
+    existing = System.objects.filter(training_run=run).first()
+    if existing:
+        return existing
+    final = Path(run.output_dir) / FINAL_DIR
+    info_path = final / FINAL_INFO
+    if not info_path.is_file():
+        raise ValueError(f"no finished model in {final}")
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    params = dict(run.base_system.generation_params) if run.base_system_id else {}
+    params.setdefault("max_questions", (run.reward_config.get("weights") or {}).get("max_questions", 5))
+    if info.get("adapter"):
+        # transformers loads base + adapter from the adapter directory (adapter_config.json names the base).
+        params.update(adapter=True, base_model_path=info["base_model_path"])
+    name = run.name if not System.objects.filter(name=run.name).exists() else f"{run.name}-run{run.pk}"
+    system = System(
+        name=name,
+        backend=Backend.TRANSFORMERS,
+        model_path=str(final),
+        generation_params=params,
+        training_run=run,
+        description=f"GRPO run {run.name} ({info.get('steps', '?')} steps"
+        + (", LoRA adapter" if info.get("adapter") else "")
+        + f") from {info['base_model_path']}",
+    )
+    system.full_clean()
+    system.save()
+    return system
+
+
+# ---------------------------------------------------------------- writes from the training process
+
+
+def training_run_beat(*, run_id: int, attempt: int, step: int) -> State:
+    TrainingRun.objects.filter(pk=run_id, attempt=attempt, status=JobStatus.RUNNING).update(
+        step=step, heartbeat_at=timezone.now()
+    )
+    return _state(run_id, attempt)
+
+
+def training_run_record_metrics(
+    *, run_id: int, attempt: int, step: int, values: dict[str, float], completions: list[dict[str, Any]]
+) -> State:
+    state = _state(run_id, attempt)
+    if state == "superseded":
+        return state
+    with transaction.atomic():
+        # A resumed run replays the steps after its last checkpoint: the newer values replace the old ones.
+        TrainingMetric.objects.update_or_create(run_id=run_id, step=step, defaults={"values": values})
+        update: dict[str, Any] = {"step": step, "heartbeat_at": timezone.now()}
+        if completions:
+            update["last_completions"] = completions
+        TrainingRun.objects.filter(pk=run_id, attempt=attempt).update(**update)
+    return state
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    step: int
+    values: dict[str, float]
+
+
+def training_run_curve(run: TrainingRun) -> list[CurvePoint]:
+    return [CurvePoint(m["step"], m["values"]) for m in run.metrics.order_by("step").values("step", "values")]

@@ -1,0 +1,134 @@
+"""Training-run pages for staff: the curve as server-rendered SVG, and a small JSON progress endpoint the
+admin run page polls while the run is running. Model output is untrusted: everything is escaped."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
+from django.utils.html import escape
+from django.views.decorators.http import require_GET
+
+from .models import TrainingRun
+from .runs import training_run_curve, training_run_is_dead
+
+PANELS = (
+    ("Reward (mean over the generation batch)", ("reward", "rewards/elicitation_reward/mean", "rewards/coverage/mean")),
+    ("Loss", ("loss",)),
+)
+COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
+
+
+def _ticks(lo: float, hi: float, n: int = 4) -> list[float]:
+    return [lo + (hi - lo) * i / n for i in range(n + 1)]
+
+
+def line_chart_svg(
+    title: str, series: dict[str, Sequence[tuple[int, float]]], *, width: int = 560, height: int = 220
+) -> str:
+    """One panel: value against step, a line per series, axes with ticks, a legend. Pure string building."""
+    left, right, top, bottom = 56, 12, 24, 34
+    pts = [(x, y) for s in series.values() for x, y in s if math.isfinite(y)]
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'role="img" aria-label="{escape(title)}" font-family="sans-serif" font-size="11">',
+        f'<text x="{left}" y="14" font-weight="bold">{escape(title)}</text>',
+    ]
+    if not pts:
+        parts.append(f'<text x="{left}" y="{height // 2}" fill="#666">No logged steps yet.</text></svg>')
+        return "".join(parts)
+    x0, x1 = min(x for x, _ in pts), max(x for x, _ in pts)
+    y0, y1 = min(y for _, y in pts), max(y for _, y in pts)
+    if x1 == x0:
+        x0, x1 = x0 - 1, x1 + 1
+    if y1 == y0:
+        y0, y1 = y0 - 0.5, y1 + 0.5
+    plot_w, plot_h = width - left - right, height - top - bottom
+
+    def sx(x: float) -> float:
+        return left + (x - x0) / (x1 - x0) * plot_w
+
+    def sy(y: float) -> float:
+        return top + (1 - (y - y0) / (y1 - y0)) * plot_h
+
+    parts.append(f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#999"/>')
+    for y in _ticks(y0, y1):
+        parts.append(f'<line x1="{left - 4}" x2="{left}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" stroke="#999"/>')
+        parts.append(f'<text x="{left - 6}" y="{sy(y) + 4:.1f}" text-anchor="end">{y:.3g}</text>')
+    for x in sorted({round(v) for v in _ticks(x0, x1)}):
+        parts.append(f'<text x="{sx(x):.1f}" y="{height - bottom + 14}" text-anchor="middle">{x}</text>')
+    parts.append(f'<text x="{left + plot_w / 2:.0f}" y="{height - 4}" text-anchor="middle">step</text>')
+    for i, (name, points) in enumerate(series.items()):
+        colour = COLOURS[i % len(COLOURS)]
+        finite = [(x, y) for x, y in points if math.isfinite(y)]
+        if not finite:
+            continue
+        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in finite)
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.8" points="{path}"/>')
+        if len(finite) == 1:
+            parts.append(f'<circle cx="{sx(finite[0][0]):.1f}" cy="{sy(finite[0][1]):.1f}" r="3" fill="{colour}"/>')
+        lx = left + 8 + i * 150
+        parts.append(f'<rect x="{lx}" y="{top + 6}" width="10" height="3" fill="{colour}"/>')
+        parts.append(f'<text x="{lx + 14}" y="{top + 11}">{escape(name)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def run_curve_svg(run: TrainingRun) -> str:
+    curve = training_run_curve(run)
+    panels = []
+    for title, keys in PANELS:
+        series = {
+            key: [(p.step, float(p.values[key])) for p in curve if isinstance(p.values.get(key), int | float)]
+            for key in keys
+        }
+        panels.append(line_chart_svg(title, {k: v for k, v in series.items() if v} or {keys[0]: []}))
+    return "".join(panels)
+
+
+def run_status_label(run: TrainingRun) -> str:
+    if training_run_is_dead(run):
+        return "dead (no heartbeat; resumable)"
+    if run.status == "queued" and run.enqueued_at is None:
+        return "not started"
+    if run.status == "running" and run.cancel_requested:
+        return "cancelling"
+    return run.status
+
+
+def run_progress_context(run: TrainingRun) -> dict:
+    return {
+        "run": run,
+        "status_label": run_status_label(run),
+        "curve_svg": run_curve_svg(run),
+        "completions": run.last_completions or [],
+        "live": run.status in ("queued", "running"),
+    }
+
+
+@staff_member_required
+@require_GET
+def run_progress(request: HttpRequest, pk: int) -> JsonResponse:
+    run = get_object_or_404(TrainingRun, pk=pk)
+    context = run_progress_context(run)
+    return JsonResponse(
+        {
+            "status": run.status,
+            "status_label": context["status_label"],
+            "step": run.step,
+            "max_steps": run.max_steps,
+            "live": context["live"],
+            "html": render_to_string("training/run_progress.html", context, request=request),
+        }
+    )
+
+
+@staff_member_required
+@require_GET
+def run_curve(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(TrainingRun, pk=pk)
+    return HttpResponse(run_curve_svg(run), content_type="image/svg+xml")
