@@ -38,6 +38,8 @@ def build_models() -> tuple[Path, str]:
         cfg = Qwen2Config.from_pretrained(tiny)
         shape = {"hidden_size": 768, "intermediate_size": 2048, "num_hidden_layers": 12}
         cfg.update({**shape, "num_attention_heads": 12, "num_key_value_heads": 4, "head_dim": 64})
+        # layer_types is per layer: it must grow with num_hidden_layers.
+        cfg.layer_types = ["full_attention"] * cfg.num_hidden_layers
         torch.manual_seed(0)
         Qwen2ForCausalLM(cfg).save_pretrained(big)
         for f in tiny.iterdir():
@@ -111,7 +113,12 @@ def launch(spec_path: Path, device: str, *, bare_run: bool) -> float:
     if bare_run:  # same launcher, the bare script instead of the platform module
         i = cmd.index("-m", 3)
         cmd = [*cmd[:i], str(Path(__file__).resolve()), "bare", str(spec_path)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     started = time.monotonic()
     log = Path(spec_path).parent / "log.txt"
     with log.open("w") as fh:
