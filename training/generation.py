@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from annotation.blinding import compile_patterns, find_self_identification
 from annotation.models import Candidate, Task
+from pigplatform.queueing import enqueue_on_commit
 
 from .backends import Backend, get_backend
 from .matching import LexicalMatcher, Matcher, split_sentences
@@ -123,14 +124,32 @@ def generation_job_start(
         )
         chunk_ids = [c.pk for c in chunks] or list(job.chunks.values_list("pk", flat=True))
 
-        def enqueue() -> None:
-            from .generation_tasks import run_chunk
-
-            for chunk_id in chunk_ids:
-                run_chunk.delay(chunk_id)
-
-        transaction.on_commit(enqueue)
+        _enqueue_chunks(job.pk, chunk_ids)
     return job
+
+
+def _enqueue_chunks(job_id: int, chunk_ids: list[int]) -> None:
+    def send() -> None:
+        from .generation_tasks import run_chunk
+
+        for chunk_id in chunk_ids:
+            run_chunk.delay(chunk_id)
+
+    def record(error: str) -> None:
+        GenerationJob.objects.filter(pk=job_id).update(error=error)
+
+    enqueue_on_commit(send, record)
+
+
+def generation_job_reenqueue(*, job: GenerationJob) -> int:
+    """Send the job's still-queued chunks again (after a broker outage). Safe to repeat: a chunk is claimed
+    by compare-and-set and settles once, so an extra message only finds nothing to do."""
+    with transaction.atomic():
+        chunk_ids = list(job.chunks.filter(status=ChunkStatus.QUEUED).values_list("pk", flat=True))
+        GenerationJob.objects.filter(pk=job.pk).update(error="")
+        if chunk_ids:
+            _enqueue_chunks(job.pk, chunk_ids)
+    return len(chunk_ids)
 
 
 def generation_job_cancel(*, job: GenerationJob) -> GenerationJob:

@@ -70,6 +70,10 @@ def start(request: HttpRequest) -> HttpResponse:
             form.add_error(None, exc)
         else:
             messages.success(request, f"Started {len(jobs)} generation job(s) for {len(chosen)} tasks.")
+            for job in jobs:
+                job.refresh_from_db()  # enqueuing happens after commit; a broker outage is recorded here
+                if job.error:
+                    messages.error(request, f"Job #{job.pk}: {job.error}")
             if len(jobs) == 1:
                 return redirect("generation:job", jobs[0].pk)
             return redirect("admin:training_generationjob_changelist")

@@ -21,6 +21,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from annotation.models import Task
+from pigplatform.queueing import enqueue_on_commit
 
 from .grpo import FINAL_DIR, FINAL_INFO, TrainingSpec, hyperparameter_problems, merged_hyperparameters
 from .models import Algorithm, Backend, Device, JobStatus, System, TrainingMetric, TrainingRun
@@ -214,7 +215,10 @@ def training_run_validate(*, run: TrainingRun) -> list[str]:
 def _enqueue(run_id: int, attempt: int, *, resume: bool) -> None:
     from .run_tasks import run_training
 
-    transaction.on_commit(lambda: run_training.delay(run_id, attempt, resume=resume))
+    def record(error: str) -> None:
+        TrainingRun.objects.filter(pk=run_id, attempt=attempt).update(error=error)
+
+    enqueue_on_commit(lambda: run_training.delay(run_id, attempt, resume=resume), record)
 
 
 @transaction.atomic
@@ -243,6 +247,22 @@ def training_run_start(*, run: TrainingRun, enqueue: bool = True) -> TrainingRun
     run.refresh_from_db()
     if enqueue:
         _enqueue(run.pk, run.attempt, resume=False)
+    return run
+
+
+def training_run_can_reenqueue(run: TrainingRun) -> bool:
+    return run.status == JobStatus.QUEUED and run.started_at is None and run.enqueued_at is not None
+
+
+@transaction.atomic
+def training_run_reenqueue(*, run: TrainingRun) -> TrainingRun:
+    """Send a queued run's task again after the broker was unreachable when it was started."""
+    run.refresh_from_db()
+    if run.status != JobStatus.QUEUED or run.started_at is not None:
+        raise TrainingRunError(f"run {run.name} is {run.status}: only a queued run that never started is re-enqueued")
+    TrainingRun.objects.filter(pk=run.pk).update(error="")
+    _enqueue(run.pk, run.attempt, resume=False)
+    run.refresh_from_db()
     return run
 
 

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from annotation.models import Task
-from training.generation import generation_job_cancel, generation_job_progress, tasks_mask
+from training.generation import generation_job_cancel, generation_job_progress, generation_job_reenqueue, tasks_mask
 from training.models import AutoEvalResult, GenerationJob
 
 
@@ -38,7 +38,7 @@ class GenerationJobAdmin(admin.ModelAdmin):
         "finished_at",
         "created_by",
     )
-    actions = ("cancel_jobs",)
+    actions = ("cancel_jobs", "reenqueue_jobs")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # jobs start from "Generate candidates…" on the Task list, or generate_candidates
@@ -54,6 +54,16 @@ class GenerationJobAdmin(admin.ModelAdmin):
         for job in queryset:
             generation_job_cancel(job=job)
         self.message_user(request, f"Cancel requested for {queryset.count()} job(s).")
+
+    @admin.action(description="Re-enqueue queued chunks (after a broker outage)")
+    def reenqueue_jobs(self, request: HttpRequest, queryset: QuerySet[GenerationJob]) -> None:
+        for job in queryset:
+            sent = generation_job_reenqueue(job=job)
+            job.refresh_from_db()
+            if job.error:
+                self.message_user(request, f"Job #{job.pk}: {job.error}", messages.ERROR)
+            else:
+                self.message_user(request, f"Job #{job.pk}: {sent} chunk(s) re-enqueued.")
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):  # type: ignore[no-untyped-def]
         # The live progress page is the useful view of a job.

@@ -13,9 +13,11 @@ from training.models import TrainingRun
 from training.runs import (
     TrainingRunError,
     training_run_can_cancel,
+    training_run_can_reenqueue,
     training_run_can_resume,
     training_run_can_start,
     training_run_cancel,
+    training_run_reenqueue,
     training_run_resume,
     training_run_start,
 )
@@ -54,6 +56,7 @@ OPERATIONS = {
     "start": ("Start", training_run_start, training_run_can_start),
     "cancel": ("Cancel", training_run_cancel, training_run_can_cancel),
     "resume": ("Resume", training_run_resume, training_run_can_resume),
+    "reenqueue": ("Re-enqueue", training_run_reenqueue, training_run_can_reenqueue),
 }
 
 
@@ -64,7 +67,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
     search_fields = ("name",)
     raw_id_fields = ("base_system", "task_study")
     change_form_template = "training/run_change_form.html"
-    actions = ("start_runs", "cancel_runs", "resume_runs")
+    actions = ("start_runs", "cancel_runs", "resume_runs", "reenqueue_runs")
     fieldsets = (
         (None, {"fields": CONFIG_FIELDS}),
         ("State", {"fields": STATE_FIELDS, "classes": ("collapse",)}),
@@ -125,7 +128,8 @@ class TrainingRunAdmin(admin.ModelAdmin):
         except TrainingRunError as exc:
             self.message_user(request, f"{run.name}: {exc}", messages.ERROR)
             return
-        if run.status == "failed" and run.error:
+        run.refresh_from_db()  # the broker is reached after commit: a failure to enqueue lands in run.error
+        if run.error and run.status in ("failed", "queued"):
             self.message_user(request, f"{run.name}: {run.error}", messages.ERROR)
         else:
             self.message_user(request, f"{run.name}: {label.lower()} requested ({run_status_label(run)}).")
@@ -150,6 +154,11 @@ class TrainingRunAdmin(admin.ModelAdmin):
     def cancel_runs(self, request: HttpRequest, queryset) -> None:
         for run in queryset:
             self._apply(request, run, "cancel")
+
+    @admin.action(description="Re-enqueue the selected queued runs (after a broker outage)", permissions=["change"])
+    def reenqueue_runs(self, request: HttpRequest, queryset) -> None:
+        for run in queryset:
+            self._apply(request, run, "reenqueue")
 
     @admin.action(description="Resume the selected runs from their last checkpoint", permissions=["change"])
     def resume_runs(self, request: HttpRequest, queryset) -> None:
