@@ -173,27 +173,25 @@ def submit(request: HttpRequest, assignment_id: int) -> JsonResponse:
     )
 
 
-@require_POST
-@api_login_required
-def skip(request: HttpRequest, assignment_id: int) -> JsonResponse:
+def _note(request: HttpRequest, assignment_id: int, action, status: str) -> JsonResponse:
+    """Skip and flag: both take a free-text reason and answer with the assignment's new status."""
     try:
         data = _body(request)
-        services.assignment_skip(assignment_id=assignment_id, annotator=request.user, reason=data.get("reason", ""))
+        action(assignment_id=assignment_id, annotator=request.user, reason=data.get("reason", ""))
     except services.InvalidJudgment as exc:
         return _error(exc.code, exc.message, fields=exc.errors)
     except services.JudgingError as exc:
         return _error(exc.code, exc.message)
-    return JsonResponse({"status": "skipped", "assignment": assignment_id})
+    return JsonResponse({"status": status, "assignment": assignment_id})
+
+
+@require_POST
+@api_login_required
+def skip(request: HttpRequest, assignment_id: int) -> JsonResponse:
+    return _note(request, assignment_id, services.assignment_skip, "skipped")
 
 
 @require_POST
 @api_login_required
 def flag(request: HttpRequest, assignment_id: int) -> JsonResponse:
-    try:
-        data = _body(request)
-        services.assignment_flag(assignment_id=assignment_id, annotator=request.user, reason=data.get("reason", ""))
-    except services.InvalidJudgment as exc:
-        return _error(exc.code, exc.message, fields=exc.errors)
-    except services.JudgingError as exc:
-        return _error(exc.code, exc.message)
-    return JsonResponse({"status": "flagged", "assignment": assignment_id})
+    return _note(request, assignment_id, services.assignment_flag, "flagged")

@@ -140,16 +140,22 @@ def _csv_chunks(study: Study, real_usernames: bool, report: ExportReport) -> Ite
     yield buffer.getvalue().encode()
 
 
-def _jsonl_chunks(study: Study, real_usernames: bool, report: ExportReport) -> Iterator[bytes]:
+def _jsonl_batches(records: Iterator[dict], report: ExportReport) -> Iterator[bytes]:
+    """JSON Lines in blocks of CHUNK records: few, large writes; memory bounded by one block."""
     lines: list[str] = []
-    for row in judgment_export_rows(study=study, real_usernames=real_usernames, chunk_size=CHUNK):
-        lines.append(json.dumps({**row, "created_at": row["created_at"].isoformat()}, ensure_ascii=False))
+    for record in records:
+        lines.append(json.dumps(record, ensure_ascii=False))
         report.rows += 1
         if len(lines) == CHUNK:
             yield ("\n".join(lines) + "\n").encode()
             lines = []
     if lines:
         yield ("\n".join(lines) + "\n").encode()
+
+
+def _jsonl_chunks(study: Study, real_usernames: bool, report: ExportReport) -> Iterator[bytes]:
+    rows = judgment_export_rows(study=study, real_usernames=real_usernames, chunk_size=CHUNK)
+    yield from _jsonl_batches(({**row, "created_at": row["created_at"].isoformat()} for row in rows), report)
 
 
 PARQUET_SCHEMA = pa.schema(
@@ -314,7 +320,10 @@ def _trl_chunks(study: Study, exclude_flagged: bool, report: ExportReport) -> It
             "tie",
         )
     )
-    lines: list[str] = []
+    yield from _jsonl_batches(_trl_records(study, comparisons, report), report)
+
+
+def _trl_records(study: Study, comparisons, report: ExportReport) -> Iterator[dict]:
     for cid, key, prompt, sys_a, q_a, o_a, sys_b, q_b, o_b, a, b, tie in comparisons.iterator(chunk_size=CHUNK):
         if tie >= max(a, b):
             report.dropped_ties += 1 if tie > max(a, b) else 0
@@ -325,7 +334,7 @@ def _trl_chunks(study: Study, exclude_flagged: bool, report: ExportReport) -> It
             continue
         text_a, text_b = _response_text(study.kind, q_a, o_a), _response_text(study.kind, q_b, o_b)
         chosen, rejected = ((text_a, sys_a), (text_b, sys_b)) if a > b else ((text_b, sys_b), (text_a, sys_a))
-        record = {
+        yield {
             "prompt": prompt,
             "chosen": chosen[0],
             "rejected": rejected[0],
@@ -337,13 +346,6 @@ def _trl_chunks(study: Study, exclude_flagged: bool, report: ExportReport) -> It
             "task_key": key,
             "kind": study.kind,
         }
-        lines.append(json.dumps(record, ensure_ascii=False))
-        report.rows += 1
-        if len(lines) == CHUNK:
-            yield ("\n".join(lines) + "\n").encode()
-            lines = []
-    if lines:
-        yield ("\n".join(lines) + "\n").encode()
 
 
 def export_chunks(
