@@ -41,7 +41,7 @@ CONTENT_TYPES = {
 }
 EXTENSIONS = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet", "trl": "trl.jsonl"}
 CHUNK = 5000
-ROW_GROUP = 64 * 1024
+ROW_GROUP = 16_384
 
 
 class ExportError(ValueError):
@@ -236,7 +236,7 @@ def _parquet_from_copy(study: Study, real_usernames: bool, report: ExportReport)
     stream = io.BufferedReader(_ChunkReader(_copy_csv_chunks(study, real_usernames, report)), 1 << 20)
     reader = pa_csv.open_csv(
         stream,
-        read_options=pa_csv.ReadOptions(block_size=1 << 20, use_threads=False),
+        read_options=pa_csv.ReadOptions(block_size=1 << 18, use_threads=False),
         convert_options=pa_csv.ConvertOptions(
             column_types={f.name: f.type for f in PARQUET_SCHEMA}, strings_can_be_null=False
         ),
