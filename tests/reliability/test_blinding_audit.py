@@ -122,31 +122,28 @@ def test_nothing_an_annotator_sees_names_a_system_or_a_candidate(client, alice, 
     crawl.api(reverse("annotation:api-submit", args=[assignment]), {"choice": "2", "criteria": {"Relevance": "tie"}})
     crawl.api(reverse("annotation:api-submit", args=[assignment]), {"choice": "2", "criteria": {"Relevance": "tie"}})
 
-    # Third: skipped through the page, then the study is empty for alice.
+    # Third: leased, refused while the study is closed (page and API), then skipped through the page.
     page = crawl.post(reverse("annotation:next", args=[study.pk]), follow=True)
     third = page.redirect_chain[-1][0]
+    third_id = int(third.rstrip("/").rsplit("/", 1)[1])
+    study.status = StudyStatus.CLOSED
+    study.save()
+    refused = crawl.post(third, {"choice": "1", "rationale": "mine"})
+    assert refused.status_code == 409
+    assert crawl.api(reverse("annotation:api-submit", args=[third_id]), {"choice": "1"}).status_code == 409
+    assert crawl.api(reverse("annotation:api-next", args=[study.pk])).status_code == 409
+    crawl.get(reverse("annotation:next", args=[study.pk]), follow=True)
+    study.status = StudyStatus.OPEN
+    study.save()
     crawl.post(f"{third}skip/", {"reason": "I cannot judge this topic"}, follow=True)
-    crawl.api(reverse("annotation:api-next", args=[study.pk]))
+    assert crawl.api(reverse("annotation:api-next", args=[study.pk])).json()["done"] is True
     crawl.get(reverse("annotation:done", args=[study.pk]))
     crawl.get(judge_url)  # an already-judged assignment redirects onwards
 
-    # Error pages: someone else's or a missing assignment, a closed study.
+    # Error pages: a missing (or someone else's) assignment.
     crawl.get(reverse("annotation:judge", args=[987_654]))
     crawl.get(reverse("annotation:api-assignment", args=[987_654]))
     crawl.api(reverse("annotation:api-submit", args=[987_654]), {"choice": "1"})
-    bob = factories.UserFactory(username="bob")
-    study.annotators.add(bob)
-    study.status = StudyStatus.OPEN
-    study.overlap = 2
-    study.save()
-    crawl.get(reverse("annotation:next", args=[study.pk]), follow=True)
-    late = crawl.api(reverse("annotation:api-next", args=[study.pk])).json()["assignment"]
-    study.status = StudyStatus.CLOSED
-    study.save()
-    if late:
-        crawl.post(reverse("annotation:judge", args=[late["id"]]), {"choice": "1", "rationale": "mine"})
-        crawl.api(reverse("annotation:api-submit", args=[late["id"]]), {"choice": "1", "rationale": "mine"})
-    crawl.api(reverse("annotation:api-next", args=[study.pk]))
     crawl.get(reverse("annotation:home"))
 
     assert len(crawl.seen) > 25
