@@ -108,9 +108,9 @@ class Observed:
 class RetryingAnnotator(Annotator):
     """Keeps trying through an outage, as a browser's retry (or a patient person) would."""
 
-    def __init__(self, *args: object, observed: Observed, **kwargs: object) -> None:
+    def __init__(self, *args: object, observed: Observed, think: float = 0.0, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
-        self.observed = observed
+        self.observed, self.think = observed, think
 
     def call(self, endpoint: str, method: str, path: str, **kwargs: object) -> requests.Response | None:
         response = super().call(endpoint, method, path, **kwargs)
@@ -127,7 +127,7 @@ class RetryingAnnotator(Annotator):
             if body["done"]:
                 return
             assignment = body["assignment"]["id"]
-            time.sleep(0.05)
+            time.sleep(self.think)
             while time.monotonic() < deadline:
                 response = self.call(
                     "submit", "POST", f"/api/assignments/{assignment}/judgment/", json={"choice": "1"}, headers=self.headers
@@ -137,6 +137,7 @@ class RetryingAnnotator(Annotator):
                         self.samples.submitted.append((self.username, assignment, response.status_code))
                     break
                 time.sleep(0.3)
+            time.sleep(self.think)
 
 
 def partial_rows(study_id: int) -> list[str]:
@@ -155,7 +156,8 @@ def partial_rows(study_id: int) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--annotators", type=int, default=8)
-    parser.add_argument("--comparisons", type=int, default=40)
+    parser.add_argument("--comparisons", type=int, default=60)
+    parser.add_argument("--think-seconds", type=float, default=0.25, help="pause before and after each submit")
     parser.add_argument("--overlap", type=int, default=2)
     parser.add_argument("--outage-seconds", type=float, default=4)
     parser.add_argument("--mode", choices=["fast", "immediate"], default="fast", help="pg_ctl stop mode")
@@ -181,7 +183,7 @@ def main() -> int:
         connection.close()
         observed, samples, lock = Observed(), Samples(), threading.Lock()
         with gunicorn(env, workers=2, log_path=pg.root / "gunicorn.log") as base:
-            annotators = [RetryingAnnotator(base, name, samples, lock, observed=observed) for name in usernames]
+            annotators = [RetryingAnnotator(base, name, samples, lock, observed=observed, think=args.think_seconds) for name in usernames]
             probe = RetryingAnnotator(base, usernames[0], Samples(), threading.Lock(), observed=observed)
             if not all(a.log_in() for a in [*annotators, probe]):
                 raise SystemExit("login failed before the fault")
