@@ -18,6 +18,7 @@ one judgment and each judgment's assignment is submitted).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import os
 import shutil
@@ -32,7 +33,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from load_test import (  # noqa: E402
+from load_test import (
     Annotator,
     Samples,
     build_study,
@@ -82,10 +83,8 @@ class ThrowawayPostgres:
         return f"postgres://postgres@127.0.0.1:{self.port}"
 
     def remove(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
             self.stop("immediate")
-        except subprocess.CalledProcessError:
-            pass  # already stopped
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -130,7 +129,11 @@ class RetryingAnnotator(Annotator):
             time.sleep(self.think)
             while time.monotonic() < deadline:
                 response = self.call(
-                    "submit", "POST", f"/api/assignments/{assignment}/judgment/", json={"choice": "1"}, headers=self.headers
+                    "submit",
+                    "POST",
+                    f"/api/assignments/{assignment}/judgment/",
+                    json={"choice": "1"},
+                    headers=self.headers,
                 )
                 if response is not None and response.status_code < 500:
                     with self.lock:
@@ -183,7 +186,10 @@ def main() -> int:
         connection.close()
         observed, samples, lock = Observed(), Samples(), threading.Lock()
         with gunicorn(env, workers=2, log_path=pg.root / "gunicorn.log") as base:
-            annotators = [RetryingAnnotator(base, name, samples, lock, observed=observed, think=args.think_seconds) for name in usernames]
+            annotators = [
+                RetryingAnnotator(base, name, samples, lock, observed=observed, think=args.think_seconds)
+                for name in usernames
+            ]
             probe = RetryingAnnotator(base, usernames[0], Samples(), threading.Lock(), observed=observed)
             if not all(a.log_in() for a in [*annotators, probe]):
                 raise SystemExit("login failed before the fault")
@@ -212,9 +218,18 @@ def main() -> int:
         codes = sorted({e[2] for e in outage})
         print(f"requests during the outage: {len(outage)}, status codes {codes}")
         if page is None or page.status_code != 503 or "Temporarily unavailable" not in page.text:
-            failures.append(f"HTML page during the outage: {page.status_code if page else None} {page.text[:200] if page else ''}")
-        if api is None or api.status_code != 503 or api.json().get("error") != "unavailable" or not api.json().get("message"):
-            failures.append(f"API during the outage: {api.status_code if api else None} {api.text[:200] if api else ''}")
+            failures.append(
+                f"HTML page during the outage: {page.status_code if page else None} {page.text[:200] if page else ''}"
+            )
+        if (
+            api is None
+            or api.status_code != 503
+            or api.json().get("error") != "unavailable"
+            or not api.json().get("message")
+        ):
+            failures.append(
+                f"API during the outage: {api.status_code if api else None} {api.text[:200] if api else ''}"
+            )
         else:
             print(f"API during the outage: 503 {api.json()}  Retry-After: {api.headers.get('Retry-After')}")
         for when, endpoint, status, kind, body in observed.events:

@@ -92,10 +92,10 @@ def migrate(env: dict[str, str]) -> None:
 def gunicorn(env: dict[str, str], *, workers: int, log_path: Path) -> Iterator[str]:
     """gunicorn on a free loopback port; yields the base URL, stops the server afterwards."""
     port = free_port()
+    options = ["--bind", f"127.0.0.1:{port}", "--timeout", "60", "--backlog", "2048", "--log-level", "warning"]
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "pigplatform.wsgi", "--workers", str(workers)]
-            + ["--bind", f"127.0.0.1:{port}", "--timeout", "60", "--backlog", "2048", "--log-level", "warning"],
+            [sys.executable, "-m", "gunicorn", "pigplatform.wsgi", "--workers", str(workers), *options],
             cwd=ROOT,
             env=env,
             stdout=log,
@@ -242,7 +242,11 @@ class Annotator:
         page = self.call("login page", "GET", "/accounts/login/")
         if page is None or "csrftoken" not in self.session.cookies:
             return False
-        data = {"username": self.username, "password": PASSWORD, "csrfmiddlewaretoken": self.session.cookies["csrftoken"]}
+        data = {
+            "username": self.username,
+            "password": PASSWORD,
+            "csrfmiddlewaretoken": self.session.cookies["csrftoken"],
+        }
         response = self.call("login", "POST", "/accounts/login/", data=data, allow_redirects=False)
         if response is None or response.status_code != 302:
             return False
@@ -279,7 +283,9 @@ class Annotator:
     def submit(self, assignment: int, rng: random.Random) -> None:
         payload = {"choice": rng.choice(["1", "2", "tie"]), "active_seconds": round(rng.uniform(2, 20), 2)}
         for _ in range(5):  # retried like a browser would: the endpoint is idempotent
-            response = self.call("submit", "POST", f"/api/assignments/{assignment}/judgment/", json=payload, headers=self.headers)
+            response = self.call(
+                "submit", "POST", f"/api/assignments/{assignment}/judgment/", json=payload, headers=self.headers
+            )
             if response is not None and response.status_code < 500:
                 with self.lock:
                     self.samples.submitted.append((self.username, assignment, response.status_code))
@@ -351,7 +357,14 @@ def run_threads(targets: list[Any]) -> None:
 
 
 def run_clients(
-    *, base: str, study_id: int, usernames: list[str], processes: int, think_ms: float, max_seconds: float, max_loops: int
+    *,
+    base: str,
+    study_id: int,
+    usernames: list[str],
+    processes: int,
+    think_ms: float,
+    max_seconds: float,
+    max_loops: int,
 ) -> tuple[Samples, float, float]:
     """Returns merged samples, the slowest process's login time, and the judging phase's wall time."""
     ctx = multiprocessing.get_context("fork")
@@ -469,9 +482,7 @@ def main() -> None:
     args = parser.parse_args()
 
     var_dir = tempfile.mkdtemp(prefix="pig-load-")
-    env = stack_env(
-        database_url=recreate_database(args.pg, args.database), cache_url=args.cache_url, var_dir=var_dir
-    )
+    env = stack_env(database_url=recreate_database(args.pg, args.database), cache_url=args.cache_url, var_dir=var_dir)
     migrate(env)
     setup_django(env)
     from django.db import connection

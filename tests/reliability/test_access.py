@@ -115,7 +115,11 @@ def url_names(resolver: URLResolver | None = None, namespace: str = "") -> set[s
 
 
 def admin_urls(world: dict) -> list[str]:
-    urls = [reverse("admin:index"), reverse("admin:annotation_task_import"), reverse("admin:annotation_candidate_import")]
+    urls = [
+        reverse("admin:index"),
+        reverse("admin:annotation_task_import"),
+        reverse("admin:annotation_candidate_import"),
+    ]
     for model in admin.site._registry:
         prefix = f"admin:{model._meta.app_label}_{model._meta.model_name}"
         urls += [reverse(f"{prefix}_changelist"), reverse(f"{prefix}_add")]
@@ -153,7 +157,8 @@ def test_an_annotator_cannot_reach_another_study_bobs_assignments_results_or_exp
         if location:
             assert response["Location"].startswith(location), name
     home = client.get(reverse("annotation:home")).content.decode()
-    assert "Shared study" in home and "Bob-only study" not in home
+    assert "Shared study" in home
+    assert "Bob-only study" not in home
     assert [s["title"] for s in client.get(reverse("annotation:api-studies")).json()["studies"]] == ["Shared study"]
     unchanged(world)
 
@@ -187,7 +192,9 @@ def test_every_post_without_a_csrf_token_is_refused(alice, researcher, world):
     world["shared"].annotators.add(researcher)
     mine = assignment_next_for_annotator(study=world["shared"], annotator=alice)
     posts = [(alice, route(n, world).replace(str(world["bobs"].pk), str(mine.pk))) for n in ALICE]
-    posts = [(user, url.replace(f"/study/{world['others'].pk}/", f"/study/{world['shared'].pk}/")) for user, url in posts]
+    posts = [
+        (user, url.replace(f"/study/{world['others'].pk}/", f"/study/{world['shared'].pk}/")) for user, url in posts
+    ]
     posts += [(researcher, url) for url in admin_urls(world)]
     for user, url in posts:
         strict = Client(enforce_csrf_checks=True)

@@ -151,6 +151,7 @@ def test_nothing_an_annotator_sees_names_a_system_or_a_candidate(client, alice, 
     assert leaks == []
     # The crawl saw real content, so an empty page cannot pass as blinded.
     everything = "\n".join(text for _, text in crawl.seen)
-    assert "Response 1" in everything and "budget" in everything
+    assert "Response 1" in everything
+    assert "budget" in everything
     assert ("Who is travelling?" in everything) == (kind == StudyKind.QUESTIONS)
     assert Task.objects.filter(key="audit-task-0").exists()

@@ -31,7 +31,18 @@ pytestmark = pytest.mark.skipif(not _can_run_postgres(), reason="needs PostgreSQ
 @pytest.mark.parametrize("mode", ["fast", "immediate"])
 def test_a_postgres_restart_mid_submit_gives_503s_then_recovers_with_nothing_lost(mode):
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--mode", mode, "--annotators", "6", "--comparisons", "40", "--outage-seconds", "3"],
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--mode",
+            mode,
+            "--annotators",
+            "6",
+            "--comparisons",
+            "40",
+            "--outage-seconds",
+            "3",
+        ],
         capture_output=True,
         text=True,
         timeout=150,

@@ -72,7 +72,10 @@ def folder():
 
 
 def test_an_unwritable_folder_is_a_clear_error_and_leaves_nothing(judged_study, folder):
-    with unwritable(folder), pytest.raises(ExportError, match="cannot write to folder .*pig-exports-.*: Permission denied"):
+    with (
+        unwritable(folder),
+        pytest.raises(ExportError, match=r"cannot write to folder .*pig-exports-.*: Permission denied"),
+    ):
         export_to_file(study=judged_study, fmt="csv", path=folder / "judgments.csv")
     assert list(folder.iterdir()) == []
 
@@ -90,7 +93,7 @@ def test_a_write_failing_half_way_keeps_the_earlier_export_and_leaves_no_partial
     good = target.read_bytes()
     assert len(good) > 2000
     # The disk has filled up since: the same export no longer fits.
-    with file_size_limit(len(good) // 3), pytest.raises(ExportError, match="could not write .*File too large"):
+    with file_size_limit(len(good) // 3), pytest.raises(ExportError, match=r"could not write .*File too large"):
         export_to_file(study=judged_study, fmt=fmt, path=target)
     assert target.read_bytes() == good
     assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]

@@ -146,7 +146,9 @@ def test_a_fuzzed_task_file_is_refused_line_by_line_and_changes_nothing(existing
         min_size=1,
         max_size=3,
     ),
-    maybe=st.lists(st.one_of(st.binary(max_size=100), wrong_type(CANDIDATE_FIELDS, candidate_row("fuzz-1"))), max_size=2),
+    maybe=st.lists(
+        st.one_of(st.binary(max_size=100), wrong_type(CANDIDATE_FIELDS, candidate_row("fuzz-1"))), max_size=2
+    ),
     system=st.sampled_from(["fuzz-system", "brand-new-system"]),
     seed=st.integers(0, 1000),
 )
@@ -229,7 +231,9 @@ def test_pathological_task_files_are_refused_through_the_admin(client, researche
     before = snapshot()
     response = upload(client, "admin:annotation_task_import", content)
     assert response.status_code == 200
-    assert f'<ul class="errorlist" id="import-errors"><li>line {first_bad}:' in response.content.decode().replace("\n", "")
+    assert f'<ul class="errorlist" id="import-errors"><li>line {first_bad}:' in response.content.decode().replace(
+        "\n", ""
+    )
     assert snapshot() == before
 
 
@@ -276,7 +280,8 @@ def test_the_judging_api_answers_any_body_with_a_4xx_or_a_recorded_judgment(clie
         assert response.status_code in (200, 201, 400, 409)
         data = response.json()
         if response.status_code >= 400:
-            assert data["error"] and data["message"]
+            assert data["error"]
+            assert data["message"]
             assert not Judgment.objects.exists()
             assert Assignment.objects.get(pk=live_assignment.pk).state == "active"
         transaction.set_rollback(True)
@@ -294,9 +299,7 @@ def test_a_nul_in_a_form_rationale_is_refused_with_a_message_not_a_500(client):
     study = make_study(comparisons=1, annotators=(alice,))
     assignment = assignment_next_for_annotator(study=study, annotator=alice)
     client.force_login(alice)
-    response = client.post(
-        reverse("annotation:judge", args=[assignment.pk]), {"choice": "1", "rationale": "fine\x00"}
-    )
+    response = client.post(reverse("annotation:judge", args=[assignment.pk]), {"choice": "1", "rationale": "fine\x00"})
     assert response.status_code == 400
     assert "cannot be stored" in response.content.decode()
     assert not Judgment.objects.exists()

