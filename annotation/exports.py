@@ -377,7 +377,10 @@ def export_to_file(
     chunks = export_chunks(
         study=study, fmt=fmt, real_usernames=real_usernames, exclude_flagged=exclude_flagged, report=report
     )
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    except OSError as exc:
+        raise ExportError(f"cannot write to folder {target.parent}: {exc.strerror}") from exc
     try:
         with os.fdopen(fd, "wb") as handle:
             for chunk in chunks:
@@ -385,6 +388,10 @@ def export_to_file(
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
+    except OSError as exc:
+        # Disk full, quota, file size limit: a message for the researcher, and no partial file.
+        Path(tmp).unlink(missing_ok=True)
+        raise ExportError(f"could not write {target}: {exc.strerror or exc}; nothing was written") from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

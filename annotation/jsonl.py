@@ -5,6 +5,7 @@ Every problem is collected (not just the first), so a researcher fixes a file in
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,33 @@ def _depth(value: Any, level: int = 0) -> int:
     return level
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _unstorable(value: Any) -> str | None:
+    """Why the database could not store this parsed value, or None. Valid JSON can still carry text
+    PostgreSQL refuses (a \\u0000 escape, an unpaired surrogate) or a number that overflowed to inf."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return "contains a NUL character (\\u0000), which cannot be stored"
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "contains an unpaired surrogate (\\ud800-\\udfff), which is not valid Unicode"
+        elif isinstance(item, float) and not math.isfinite(item):
+            return "contains a number too large to store"
+    return None
+
+
 def parse_jsonl(raw_lines: Iterable[bytes]) -> tuple[list[tuple[int, dict[str, Any]]], list[LineError]]:
     """Decode and parse each non-blank line; returns (line number, object) pairs and errors."""
     rows: list[tuple[int, dict[str, Any]]] = []
@@ -55,15 +83,22 @@ def parse_jsonl(raw_lines: Iterable[bytes]) -> tuple[list[tuple[int, dict[str, A
         if not text:
             continue
         try:
-            obj = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            errors.append(LineError(number, f"bad JSON: {getattr(exc, 'msg', 'nested too deeply')}"))
+            obj = json.loads(text, parse_constant=_reject_constant)
+        except RecursionError:
+            errors.append(LineError(number, "bad JSON: nested too deeply"))
+            continue
+        except ValueError as exc:  # JSONDecodeError, NaN/Infinity, integers over Python's digit limit
+            errors.append(LineError(number, f"bad JSON: {getattr(exc, 'msg', str(exc))}"))
             continue
         if not isinstance(obj, dict):
             errors.append(LineError(number, f"expected a JSON object, got {type(obj).__name__}"))
             continue
         if _depth(obj) > MAX_JSON_DEPTH:
             errors.append(LineError(number, f"JSON nested deeper than {MAX_JSON_DEPTH} levels"))
+            continue
+        reason = _unstorable(obj)
+        if reason:
+            errors.append(LineError(number, reason))
             continue
         rows.append((number, obj))
     return rows, errors

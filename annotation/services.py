@@ -440,6 +440,21 @@ def _to_candidate(screen_choice: str, left: str) -> str:
     return left if on_left else ("b" if left == "a" else "a")
 
 
+def _unstorable_text(text: str) -> bool:
+    # A form field may carry %00 and a JSON body \u0000 or a lone surrogate; PostgreSQL refuses both,
+    # which would surface as a 500 instead of a message.
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+UNSTORABLE = "contains a character that cannot be stored (NUL or invalid Unicode)."
+
+
 def _clean_judgment(
     *,
     study: Study,
@@ -470,6 +485,9 @@ def _clean_judgment(
         errors["rationale"] = "The rationale must be text."
         rationale = ""
     rationale = rationale.strip()
+    if _unstorable_text(rationale):
+        errors["rationale"] = f"The rationale {UNSTORABLE}"
+        rationale = ""
     # A configured minimum length makes the rationale required too.
     if (study.rationale_required or study.rationale_min_length) and not rationale:
         errors["rationale"] = "Please say briefly why."
@@ -591,9 +609,19 @@ def _gold_accuracy_check(*, study: Study, annotator: AbstractBaseUser) -> None:
         )
 
 
+def _clean_reason(reason: Any) -> str:
+    if reason is None:
+        return ""
+    if not isinstance(reason, str):
+        raise InvalidJudgment({"reason": "The reason must be text."})
+    if _unstorable_text(reason):
+        raise InvalidJudgment({"reason": f"The reason {UNSTORABLE}"})
+    return reason.strip()
+
+
 def assignment_skip(*, assignment_id: int, annotator: AbstractBaseUser, reason: str) -> Assignment:
     """Give the comparison back without judging it; the annotator is never served it again."""
-    reason = (reason or "").strip()
+    reason = _clean_reason(reason)
     if not reason:
         raise InvalidJudgment({"reason": "Please give a reason for skipping."})
     with transaction.atomic():
@@ -616,7 +644,7 @@ def assignment_flag(*, assignment_id: int, annotator: AbstractBaseUser, reason: 
     """Report the content of a comparison (broken, offensive, leaking a system's identity) to researchers.
 
     Flagging does not end the assignment: the annotator may still judge or skip it."""
-    reason = (reason or "").strip()
+    reason = _clean_reason(reason)
     if not reason:
         raise InvalidJudgment({"reason": "Please say what is wrong with this content."})
     with transaction.atomic():

@@ -6,6 +6,9 @@ from django.urls import include, path
 
 from .auth import RateLimitedLoginView
 
+# A lost database is a 503 with a message, also when it fails outside a view (pigplatform/middleware.py).
+handler500 = "pigplatform.middleware.server_error"
+
 admin.site.site_header = "PIG Platform — research admin"
 admin.site.site_title = "PIG Platform"
 
