@@ -25,7 +25,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Redis redelivers an unacknowledged message once this many seconds have passed.
 os.environ["CELERY_VISIBILITY_TIMEOUT"] = os.environ.get("CELERY_VISIBILITY_TIMEOUT", "20")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -34,7 +34,7 @@ from django.db.models import Count  # noqa: E402
 
 from annotation.models import Candidate, Task  # noqa: E402
 from training.generation import generation_job_start  # noqa: E402
-from training.models import Backend, ChunkStatus, GenerationChunk, GenerationJob, JobStatus, System  # noqa: E402
+from training.models import Backend, ChunkStatus, GenerationJob, JobStatus, System  # noqa: E402
 from training.tinymodel import build_tiny_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,13 +13,16 @@ from training.runs import training_run_reenqueue, training_run_start
 
 
 @pytest.fixture
-def dead_broker():
+def dead_broker(monkeypatch):
     """Point the real Celery app at a Redis port where nothing listens, then restore it."""
     saved = app.conf.broker_url, app.conf.broker_transport_options, app.conf.broker_connection_max_retries
+    # Celery lets the CELERY_BROKER_URL environment variable win over its configuration.
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:9/0")
     app.conf.broker_url = "redis://127.0.0.1:9/0"
     app.conf.broker_transport_options = {"max_retries": 1}
     _fresh_pools()
     yield
+    monkeypatch.undo()
     app.conf.broker_url, app.conf.broker_transport_options, app.conf.broker_connection_max_retries = saved
     _fresh_pools()
 

@@ -60,6 +60,13 @@ def route(name: str, world: dict) -> str:
         "annotation:api-flag": {"assignment_id": world["bobs"].pk},
         "results:study": {"slug": world["shared"].slug},
         "results:download": {"slug": world["shared"].slug, "fmt": "csv"},
+        # Staff-only research pages refuse before looking anything up, so any id will do.
+        "training:run_progress": {"pk": 1},
+        "training:run_curve": {"pk": 1},
+        "generation:job": {"pk": 1},
+        "generation:job-progress": {"pk": 1},
+        "generation:job-cancel": {"pk": 1},
+        "generation:auto-eval-export": {"fmt": "csv"},
     }.get(name, {})
     return reverse(name, kwargs=kwargs)
 
@@ -85,20 +92,32 @@ ALICE = {
     "results:download": ("GET", 403, None),
     "login": ("GET", 200, None),
     "logout": ("POST", 302, LOGIN),
+    "training:run_progress": ("GET", 302, ADMIN_LOGIN),
+    "training:run_curve": ("GET", 302, ADMIN_LOGIN),
+    "generation:start": ("GET", 302, ADMIN_LOGIN),
+    "generation:job": ("GET", 302, ADMIN_LOGIN),
+    "generation:job-progress": ("GET", 302, ADMIN_LOGIN),
+    "generation:job-cancel": ("POST", 302, ADMIN_LOGIN),
+    "generation:auto-eval": ("GET", 302, ADMIN_LOGIN),
+    "generation:auto-eval-export": ("GET", 302, ADMIN_LOGIN),
 }
 # What someone not logged in gets from the same URLs.
-ANONYMOUS = {name: (method, 302, LOGIN) for name, (method, _, _) in ALICE.items()} | {
-    "annotation:preview": ("GET", 302, ADMIN_LOGIN),
-    "annotation:api-csrf": ("GET", 200, None),
-    "annotation:api-studies": ("GET", 401, None),
-    "annotation:api-progress": ("GET", 401, None),
-    "annotation:api-next": ("POST", 401, None),
-    "annotation:api-assignment": ("GET", 401, None),
-    "annotation:api-submit": ("POST", 401, None),
-    "annotation:api-skip": ("POST", 401, None),
-    "annotation:api-flag": ("POST", 401, None),
-    "login": ("GET", 200, None),
-}
+ANONYMOUS = (
+    {name: (method, 302, LOGIN) for name, (method, _, _) in ALICE.items()}
+    | {name: entry for name, entry in ALICE.items() if entry[2] == ADMIN_LOGIN}
+    | {
+        "annotation:preview": ("GET", 302, ADMIN_LOGIN),
+        "annotation:api-csrf": ("GET", 200, None),
+        "annotation:api-studies": ("GET", 401, None),
+        "annotation:api-progress": ("GET", 401, None),
+        "annotation:api-next": ("POST", 401, None),
+        "annotation:api-assignment": ("GET", 401, None),
+        "annotation:api-submit": ("POST", 401, None),
+        "annotation:api-skip": ("POST", 401, None),
+        "annotation:api-flag": ("POST", 401, None),
+        "login": ("GET", 200, None),
+    }
+)
 
 
 def url_names(resolver: URLResolver | None = None, namespace: str = "") -> set[str]:
