@@ -25,18 +25,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .prompts import questions_prompt
+
 EXIT_BAD_SPEC = 2
 STOPPED_FILE = "STOPPED"
 FINAL_DIR = "final"
 FINAL_INFO = "pig_training.json"
 
 logger = logging.getLogger("training.grpo")
-
-QUESTIONER_SYSTEM_PROMPT = (
-    "You help a user with a request that leaves out important details. Before doing the work, ask the "
-    "clarification questions whose answers you need most. Ask only about what the request does not already "
-    "say. Reply with at most {k} short questions, one per line, each ending with a question mark."
-)
 
 DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
     "learning_rate": 1e-5,
@@ -125,10 +121,8 @@ def _is_number(value: Any) -> bool:
 
 
 def questioner_messages(masked_task: str, max_questions: int = 5) -> list[dict[str, str]]:
-    return [
-        {"role": "system", "content": QUESTIONER_SYSTEM_PROMPT.format(k=max_questions)},
-        {"role": "user", "content": masked_task},
-    ]
+    # The same prompt generation uses: the trained policy is then asked exactly as it was trained.
+    return questions_prompt(masked_task, max_questions)
 
 
 @dataclass

@@ -12,17 +12,13 @@ from typing import Any
 
 from .backends import Backend, GenerationResult
 from .parsing import parse_questions
+from .prompts import QUESTIONS_PROMPT_VERSION, questions_prompt
 from .simulator import SimulationItem, UserSimulator
 
-QUESTIONS_PROMPT_VERSION = "questions-v2"
 OUTLINE_PROMPT_VERSION = "outline-v1"
 DEFAULT_MAX_QUESTIONS = 5
 MAX_TEXT = 20_000  # a runaway generation must not fill the database
 
-QUESTIONS_SYSTEM = (
-    "You help users with writing and planning requests. Before answering, you ask clarification "
-    "questions about the information that is missing from the request and that you need to do a good job."
-)
 OUTLINE_SYSTEM = (
     "You help users with writing and planning requests. Write a concise outline (headings and bullet "
     "points) that fulfils the request, using everything the user told you in the conversation."
@@ -45,15 +41,6 @@ class PipelineOutput:
     outline: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
     error: str = ""
-
-
-def questions_prompt(masked_task: str, k: int) -> list[dict[str, str]]:
-    # v2: small instruct models (SmolLM2-135M) tend to write the outline at once unless told not to yet.
-    user = (
-        f"{masked_task}\n\nDo not write anything else yet. First, what clarification questions would you ask me? "
-        f"List up to {k} short questions, one per line, each ending with a question mark."
-    )
-    return [{"role": "system", "content": QUESTIONS_SYSTEM}, {"role": "user", "content": user}]
 
 
 def outline_prompt(masked_task: str, questions: Sequence[str], answers: Sequence[str]) -> list[dict[str, str]]:

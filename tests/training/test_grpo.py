@@ -18,6 +18,7 @@ from training.grpo import (
     hyperparameter_problems,
     launch_command,
 )
+from training.prompts import questions_prompt
 
 TASKS = [
     {"masked_task": f"Write an outline for grant proposal {i}.", "hidden_facts": ["The budget is $5,000."]}
@@ -67,7 +68,10 @@ def test_prompts_are_chat_messages_asking_for_questions_about_the_masked_task(tm
     row = build_dataset(_spec(tmp_path))[0]
     assert row["prompt"][0]["role"] == "system"
     assert "clarification questions" in row["prompt"][0]["content"]
-    assert row["prompt"][1] == {"role": "user", "content": TASKS[0]["masked_task"]}
+    assert row["prompt"][1]["role"] == "user"
+    assert row["prompt"][1]["content"].startswith(TASKS[0]["masked_task"])
+    # Trained on exactly the prompt that candidate generation later uses.
+    assert row["prompt"] == questions_prompt(TASKS[0]["masked_task"], 5)
     assert row["masked_task"] == TASKS[0]["masked_task"]
     assert row["hidden_facts"] == TASKS[0]["hidden_facts"]
 
