@@ -16,8 +16,10 @@ from annotation.models import Study
 from annotation.selectors_stats import study_judgments_table, study_progress, study_stats_version
 from annotation.stats import preference_report
 from annotation.stats.svg import forest, pair_bars
+from pigplatform.queueing import send_or_record
 
 CACHE_SECONDS = 7 * 24 * 3600
+REFRESH_LOCK_SECONDS = 300
 _PCT = {
     "win_share",
     "tie_share",
@@ -55,23 +57,49 @@ def _get_study_for_staff(request: HttpRequest, slug: str) -> Study:
     return get_object_or_404(Study, slug=slug)
 
 
-def study_figures(*, study: Study, exclude_flagged: bool) -> dict[str, Any]:
-    """The report and its plots, cached until the study gains a judgment or a flag (the version
-    is part of the key, so a stale entry is never read; old ones simply expire)."""
-    reference = study.reference_system.name if study.reference_system_id else None
-    key = f"pig:results:v1:{study.pk}:{study_stats_version(study=study)}:{int(exclude_flagged)}:{reference}"
-    figures = cache.get(key)
-    if figures is None:
-        # Usernames here: the page is for staff, who see them in admin anyway; exports pseudonymise.
-        table = study_judgments_table(study=study, exclude_flagged=exclude_flagged, real_usernames=True)
-        report = preference_report(table, reference=reference)
-        figures = {
-            "report": report,
-            "bars": pair_bars(report["pairs"]) if report["pairs"] else "",
-            "forest": forest(report["ratings"]),
-        }
-        cache.set(key, figures, CACHE_SECONDS)
+def _keys(study: Study, exclude_flagged: bool) -> tuple[str, str, str]:
+    reference = study.reference_system.name if study.reference_system_id else ""
+    base = f"pig:results:v2:{study.pk}:{int(exclude_flagged)}:{reference}"
+    return reference, f"{base}:latest", f"{base}:refreshing"
+
+
+def study_figures_compute(*, study: Study, exclude_flagged: bool) -> dict[str, Any]:
+    """Compute the report and its plots for the study as it is now, and keep them as the latest."""
+    reference, latest_key, refreshing_key = _keys(study, exclude_flagged)
+    version = study_stats_version(study=study)
+    # Usernames here: the page is for staff, who see them in admin anyway; exports pseudonymise.
+    table = study_judgments_table(study=study, exclude_flagged=exclude_flagged, real_usernames=True)
+    report = preference_report(table, reference=reference or None)
+    figures = {
+        "report": report,
+        "bars": pair_bars(report["pairs"]) if report["pairs"] else "",
+        "forest": forest(report["ratings"]),
+        "version": version,
+        "judgments": len(table),
+    }
+    cache.set(latest_key, figures, CACHE_SECONDS)
+    cache.delete(refreshing_key)
     return figures
+
+
+def study_figures(*, study: Study, exclude_flagged: bool, fresh: bool = False) -> tuple[dict[str, Any], bool]:
+    """(figures, stale). Stale-while-revalidate: while annotators work every judgment changes the figures, and
+    a full recompute (1000 bootstrap rounds) takes seconds on a large study. So the page shows the latest
+    figures at once, marked stale, and one background refresh per study brings them up to date."""
+    _, latest_key, refreshing_key = _keys(study, exclude_flagged)
+    latest = cache.get(latest_key)
+    if fresh or latest is None:
+        return study_figures_compute(study=study, exclude_flagged=exclude_flagged), False
+    if latest["version"] == study_stats_version(study=study):
+        return latest, False
+    # One refresh in flight per study and filter; the lock expires in case a worker dies mid-way.
+    if cache.add(refreshing_key, 1, REFRESH_LOCK_SECONDS):
+        from annotation.tasks import results_refresh
+
+        send_or_record(
+            lambda: results_refresh.delay(study.pk, exclude_flagged), lambda _error: cache.delete(refreshing_key)
+        )
+    return latest, True
 
 
 @login_required
@@ -79,11 +107,13 @@ def study_figures(*, study: Study, exclude_flagged: bool) -> dict[str, Any]:
 def study_results(request: HttpRequest, slug: str) -> HttpResponse:
     study = _get_study_for_staff(request, slug)
     exclude_flagged = request.GET.get("exclude_flagged") == "1"
-    figures = study_figures(study=study, exclude_flagged=exclude_flagged)
+    figures, stale = study_figures(study=study, exclude_flagged=exclude_flagged, fresh=request.GET.get("fresh") == "1")
     report = {key: [_display(row) for row in rows] for key, rows in figures["report"].items()}
     context = {
         "study": study,
         "exclude_flagged": exclude_flagged,
+        "stale": stale,
+        "figures_judgments": figures["judgments"],
         "report": report,
         "bars": figures["bars"],
         "forest": figures["forest"],

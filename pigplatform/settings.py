@@ -115,7 +115,8 @@ CACHES = {
     "default": (
         {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": envstr("CACHE_URL")}
         if envstr("CACHE_URL").startswith("redis")
-        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+        # Shared by the web server and the worker on one machine (results figures, login counters).
+        else {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(VAR_DIR / "cache")}
     )
 }
 

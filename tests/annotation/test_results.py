@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import time
 
 import pytest
+from celery.contrib.testing.worker import start_worker
 from django.core.cache import cache
 from django.urls import reverse
 
 from annotation.models import AnnotatorFlag, Assignment, Judgment
 from annotation.selectors_stats import annotator_pseudonym
+from annotation.tasks import results_refresh
+from pigplatform.celery import app
 from tests import factories
 from tests.factories_stats import study_with_judgments
 
@@ -21,6 +25,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     cache.clear()
+    yield
+    # Background refreshes these tests enqueue must not reach another test's worker.
+    app.control.purge()
 
 
 @pytest.fixture
@@ -63,18 +70,64 @@ def test_system_names_are_escaped_in_tables_and_plots(client, researcher, alice,
     assert "evil&lt;script&gt;" in html
 
 
-def test_a_new_judgment_refreshes_the_cached_figures(client, researcher, study):
-    client.force_login(researcher)
-    url = reverse("results:study", args=[study.slug])
-    before = client.get(url).context["report"]["pairs"]
+def _judge_once_more(study) -> None:
     dora = factories.UserFactory(username="dora")
     comparison = study.comparisons.first()
     assignment = Assignment.objects.create(
         comparison=comparison, annotator=dora, left="a", lease_expires_at=comparison.created_at
     )
     Judgment.objects.create(assignment=assignment, comparison=comparison, annotator=dora, choice="a", seconds=4)
-    after = client.get(url).context["report"]["pairs"]
-    assert sum(r["n"] for r in after) == sum(r["n"] for r in before) + 1
+
+
+def _n(response) -> int:
+    return sum(r["n"] for r in response.context["report"]["pairs"])
+
+
+def test_a_new_judgment_shows_the_last_figures_marked_stale_until_the_refresh_lands(client, researcher, study):
+    client.force_login(researcher)
+    url = reverse("results:study", args=[study.slug])
+    before = _n(client.get(url))
+    _judge_once_more(study)
+
+    stale = client.get(url)
+    assert _n(stale) == before
+    assert stale.context["stale"] is True
+    assert "newer judgments are being included" in stale.content.decode()
+
+    results_refresh(study.pk, False)  # what the worker runs (the task body; a real worker test follows)
+    fresh = client.get(url)
+    assert fresh.context["stale"] is False
+    assert _n(fresh) == before + 1
+
+
+def test_recompute_now_gives_current_figures_at_once(client, researcher, study):
+    client.force_login(researcher)
+    url = reverse("results:study", args=[study.slug])
+    before = _n(client.get(url))
+    _judge_once_more(study)
+    response = client.get(url + "?fresh=1")
+    assert response.context["stale"] is False
+    assert _n(response) == before + 1
+
+
+@pytest.mark.skipif(
+    not os.environ.get("CELERY_BROKER_URL", "").startswith(("redis", "amqp")),
+    reason="needs a broker server (CI sets CELERY_BROKER_URL=redis://…)",
+)
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_brings_stale_figures_up_to_date(client, researcher, alice, bob, charlie):
+    study = study_with_judgments(annotators=[alice, bob, charlie], tasks=6, slug="refresh-study")
+    client.force_login(researcher)
+    url = reverse("results:study", args=[study.slug])
+    before = _n(client.get(url))
+    _judge_once_more(study)
+    with start_worker(app, queues=["default"], pool="solo", perform_ping_check=False, loglevel="WARNING"):
+        assert client.get(url).context["stale"] is True  # enqueues the refresh
+        deadline = time.monotonic() + 60
+        while (response := client.get(url)).context["stale"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert response.context["stale"] is False
+    assert _n(response) == before + 1
 
 
 def test_flagged_annotators_can_be_excluded_on_the_page(client, researcher, alice, study):
