@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,20 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from training.tinymodel import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-qwen2"))
+
+
+@pytest.fixture
+def browser(monkeypatch) -> Iterator[object]:
+    """Headless Debian Chromium (tests/browser.py); modules using it call skip_without_chromium()."""
+    # Playwright's sync API runs an event loop; monkeypatch restores the environment afterwards, so
+    # later tests (e.g. `check --deploy` in a subprocess) never inherit this switch.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import CHROMIUM, CHROMIUM_ARGS
+
+    assert CHROMIUM.exists(), f"{CHROMIUM} is required (PIG_REQUIRE_BROWSER=1)"
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()

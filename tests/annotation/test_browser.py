@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from annotation.models import Candidate, Judgment, StudyKind
 from tests import factories
 from tests.annotation.judging_support import SYSTEM_NAMES, make_study
+from tests.browser import skip_without_chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-if not CHROMIUM.exists() and os.environ.get("PIG_REQUIRE_BROWSER") != "1":
-    pytest.skip(
-        f"{CHROMIUM} is missing (install Debian's chromium; CI sets PIG_REQUIRE_BROWSER=1)", allow_module_level=True
-    )
+skip_without_chromium()
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -35,20 +18,6 @@ HOSTILE_OUTLINE = (
     "<script>window.__pwned = true; document.title = 'pwned'</script>\n\n"
     '<img src=x onerror="window.__pwned = true">\n\n[click me](javascript:window.__pwned=true)\n'
 )
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    # Playwright's sync API runs an event loop; monkeypatch restores the environment afterwards, so
-    # later tests (e.g. `check --deploy` in a subprocess) never inherit this switch.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM.exists(), f"{CHROMIUM} is required (PIG_REQUIRE_BROWSER=1)"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 def _log_in(page, live_server, username: str) -> None:

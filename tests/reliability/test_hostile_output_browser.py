@@ -4,29 +4,14 @@ visible, and a huge table does not push the page sideways."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from annotation.models import Candidate, StudyKind, Task
 from tests import factories
 from tests.annotation.judging_support import make_study
+from tests.browser import skip_without_chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-if not CHROMIUM.exists() and os.environ.get("PIG_REQUIRE_BROWSER") != "1":
-    pytest.skip(f"{CHROMIUM} is missing (CI sets PIG_REQUIRE_BROWSER=1)", allow_module_level=True)
+skip_without_chromium()
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -55,18 +40,6 @@ TABLE = "\n".join(
 HOSTILE_OUTLINE = (
     "# Plan\n- **Budget** first\n\n" + "\n\n".join(TRICKS) + "\n\n" + TABLE + "\n\nThe end of the outline."
 )
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM.exists(), f"{CHROMIUM} is required (PIG_REQUIRE_BROWSER=1)"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 def open_judging_page(browser, live_server, study, username: str):
