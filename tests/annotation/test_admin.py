@@ -40,7 +40,7 @@ def test_every_admin_changelist_renders(client, researcher):
     client.force_login(researcher)
     for model in ("task", "candidate", "study", "comparison", "assignment", "judgment", "annotatorflag"):
         assert client.get(reverse(f"admin:annotation_{model}_changelist")).status_code == 200
-    for model in ("system", "generationjob", "trainingrun", "trainingmetric", "autoevalresult"):
+    for model in ("system", "generationjob", "generationchunk", "trainingrun", "trainingmetric", "autoevalresult"):
         assert client.get(reverse(f"admin:training_{model}_changelist")).status_code == 200
 
 

@@ -12,7 +12,7 @@ from django.utils.html import format_html
 
 from annotation.models import Task
 from training.generation import generation_job_cancel, generation_job_progress, generation_job_reenqueue, tasks_mask
-from training.models import AutoEvalResult, GenerationJob
+from training.models import AutoEvalResult, GenerationChunk, GenerationJob
 
 
 @admin.register(GenerationJob)
@@ -105,3 +105,15 @@ def mask_tasks(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Que
         modeladmin.message_user(request, "; ".join(exc.messages), level=messages.ERROR)
     else:
         modeladmin.message_user(request, f"{count} task(s) masked.")
+
+
+@admin.register(GenerationChunk)
+class GenerationChunkAdmin(admin.ModelAdmin):
+    list_display = ("id", "job", "index", "status", "attempts", "updated_at")
+    list_filter = ("status",)
+    list_select_related = ("job__system",)
+    raw_id_fields = ("job",)
+    readonly_fields = ("job", "index", "task_ids", "status", "attempts", "error", "updated_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # chunks are made by generation_job_start
