@@ -133,14 +133,13 @@ _CONFIG_KEYS = {"weights", "simulator", "terms", "concise_chars"}
 
 
 def simulator_from_name(name: str = "lexical") -> UserSimulator:
-    """The lexical matcher by default; "embedding" uses the sentence-embedding matcher when this build has it."""
+    """The lexical matcher by default (cheap per rollout); "embedding" uses all-MiniLM-L6-v2, as generation and
+    auto-eval do by default."""
     if name == "lexical":
         return MatcherSimulator()
     if name == "embedding":
-        try:
-            from .simulator import EmbeddingMatcher  # type: ignore[attr-defined]
-        except ImportError as exc:
-            raise ValueError("the embedding simulator is not available in this build") from exc
+        from .embedding import EmbeddingMatcher
+
         return MatcherSimulator(EmbeddingMatcher())
     raise ValueError(f"unknown simulator {name!r} (choose from {', '.join(SIMULATORS)})")
 

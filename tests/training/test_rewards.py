@@ -80,3 +80,13 @@ def test_trl_adapters_accept_plain_and_chat_completions():
     assert coverage(prompts=["p", "p"], completions=completions, **kwargs) == pytest.approx([0.5, 0.25])
     rewards = elicitation(prompts=["p", "p"], completions=completions, **kwargs)
     assert rewards[0] == pytest.approx(0.5 + 0.1)
+
+
+@pytest.mark.slow
+def test_the_reward_can_use_the_embedding_simulator_for_paraphrases():
+    from training.rewards import simulator_from_name
+
+    simulator = simulator_from_name("embedding")
+    result = elicitation_reward(["How much money can we spend in total?"], MASKED, FACTS, simulator, NO_FORMAT)
+    assert result.revealed == [[0]]
+    assert result.coverage == pytest.approx(1 / 4)
