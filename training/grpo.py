@@ -315,10 +315,31 @@ def save_final(trainer, spec: TrainingSpec) -> Path:
     return final
 
 
-def _last_checkpoint(output_dir: str) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors", "pytorch_model.bin")
 
-    return get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
+
+def checkpoint_is_complete(path: Path) -> bool:
+    # The Trainer writes weights and optimizer first and trainer_state.json last, straight into the final
+    # folder: a worker killed mid-save leaves a folder that looks like the newest checkpoint but is not one.
+    return (path / "trainer_state.json").is_file() and any((path / name).is_file() for name in WEIGHT_FILES)
+
+
+def last_complete_checkpoint(output_dir: str | Path) -> str | None:
+    """The newest complete `checkpoint-N`; incomplete ones are renamed `incomplete-checkpoint-N` so that
+    neither resuming nor the Trainer's rotation of old checkpoints trips over them."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return None
+    found = sorted(
+        (p for p in root.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()),
+        key=lambda p: int(p.name.split("-")[-1]),
+        reverse=True,
+    )
+    for path in found:
+        if checkpoint_is_complete(path):
+            return str(path)
+        path.rename(path.with_name(f"incomplete-{path.name}-{os.getpid()}"))
+    return None
 
 
 def run(spec: TrainingSpec) -> int:
@@ -329,7 +350,7 @@ def run(spec: TrainingSpec) -> int:
     callback = RunProgressCallback(sink, completions_to_keep=keep)
     trainer = build_trainer(spec, callbacks=[callback])
     callback.trainer = trainer
-    checkpoint = _last_checkpoint(spec.output_dir) if spec.resume else None
+    checkpoint = last_complete_checkpoint(spec.output_dir) if spec.resume else None
     if spec.resume:
         note = f"resuming from {Path(checkpoint).name}" if checkpoint else "no checkpoint found: starting afresh"
         print(note, flush=True)

@@ -118,3 +118,21 @@ def test_without_a_database_a_cancel_file_stops_the_run_after_one_step(tmp_path,
     assert (Path(spec.output_dir) / "STOPPED").read_text() == "cancelled"
     assert (Path(spec.output_dir) / "checkpoint-1").is_dir()
     assert not (Path(spec.output_dir) / "final").exists()
+
+
+def test_resume_skips_a_checkpoint_left_half_written_by_a_killed_worker(tmp_path):
+    from training.grpo import last_complete_checkpoint
+
+    for step in (2, 4):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"weights")
+        (folder / "trainer_state.json").write_text("{}")
+    half = tmp_path / "checkpoint-6"
+    half.mkdir()
+    (half / "model.safetensors").write_bytes(b"weights")  # killed before trainer_state.json
+
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-4")
+    assert not half.exists()
+    assert len(list(tmp_path.glob("incomplete-checkpoint-6-*"))) == 1
+    assert last_complete_checkpoint(tmp_path / "missing") is None
