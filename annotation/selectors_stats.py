@@ -9,14 +9,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db.models import Count, Max, Q, QuerySet
 
-from annotation.stats import Table, make_table
-
 from .models import AnnotatorFlag, Comparison, Judgment, Study
+
+if TYPE_CHECKING:
+    from annotation.stats import Table
 
 # One row per judgment, in this order, for every export format; `item` is the comparison id.
 EXPORT_COLUMNS = (
@@ -140,6 +141,9 @@ def study_judgments_table(*, study: Study, exclude_flagged: bool = False, real_u
     for _, uid, username, *_rest in rows:
         if uid not in names:
             names[uid] = username if real_usernames else annotator_pseudonym(uid)
+    # Imported here: scipy costs ~60 MB of memory, and exports (which share this module) never need it.
+    from annotation.stats import make_table
+
     return make_table(
         {
             "item": [r[0] for r in rows],
