@@ -222,6 +222,8 @@ def test_the_admin_shows_the_per_annotator_table(client, researcher, alice):
     assert response.status_code == 200
     assert "alice" in html
     assert "100%" in html
+    assert "<th>tie share</th>" in html
+    assert "<td>0%</td>" in html  # alice's tie share beside her Response 1 share
 
 
 def test_staff_without_study_access_cannot_judge(client, researcher):
