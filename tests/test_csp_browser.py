@@ -115,6 +115,16 @@ def test_results_training_and_admin_pages_work_under_the_policy(browser, live_se
         _visit(page, console, f"{live_server.url}/admin/training/trainingrun/{training_run.pk}/change/")
     page.wait_for_timeout(300)
     assert page.locator(".pig-run-curve svg").count() == 2
+    # The reward panel's three long legend names do not overlap one another (they did side by side).
+    boxes = page.eval_on_selector_all(
+        ".pig-run-curve svg:first-child [data-legend]",
+        "els => els.filter(e => e.tagName === 'text').map(e => { const b = e.getBBox(); "
+        "return [b.x, b.y, b.x + b.width, b.y + b.height]; })",
+    )
+    assert len(boxes) == 3
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)
     assert page.evaluate("window.__violations") == []
     with page.expect_response(lambda r: f"/generation/jobs/{job.pk}/progress.json" in r.url, timeout=10000):
         _visit(page, console, f"{live_server.url}/generation/jobs/{job.pk}/")

@@ -215,8 +215,11 @@ def test_the_admin_shows_the_per_annotator_table(client, researcher, alice):
     client.force_login(alice)
     assignment = _start(client, study)
     client.post(reverse("annotation:judge", args=[assignment.pk]), {"choice": "1"})
+    make_study(comparisons=1, annotators=(alice,))
     client.force_login(researcher)
-    assert client.get(reverse("admin:annotation_studyannotatorquality_changelist")).status_code == 200
+    listing = client.get(reverse("admin:annotation_studyannotatorquality_changelist"))
+    assert listing.status_code == 200
+    assert "2 annotator quality reports" in listing.content.decode()
     response = client.get(reverse("admin:annotation_studyannotatorquality_change", args=[study.pk]))
     html = response.content.decode()
     assert response.status_code == 200
