@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -138,6 +139,6 @@ def test_the_legend_lists_each_series_on_its_own_row_below_the_plot():
     assert len({x for x, _, _ in rows}) == 1  # one column, so long names cannot run into each other
     ys = [int(y) for _, y, _ in rows]
     assert ys == sorted(ys)
-    assert min(b - a for a, b in zip(ys, ys[1:], strict=False)) >= 12  # a row per name, 11 px text
+    assert min(b - a for a, b in itertools.pairwise(ys)) >= 12  # a row per name, 11 px text
     assert ys[0] > 220 - 34  # below the plot and its axis
     assert 'height="265"' in svg  # the panel grows to hold them
