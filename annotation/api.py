@@ -12,17 +12,20 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.middleware.csrf import get_token
 from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
+from django_ratelimit.core import is_ratelimited
 
 from . import selectors, services
 from .models import Assignment, Study
 
 STATUS_BY_CODE = {
     "invalid": 400,
+    "throttled": 429,
     "forbidden": 403,
     "not_found": 404,
     "study_closed": 409,
@@ -42,6 +45,22 @@ def api_login_required(view: View) -> View:
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
         if not request.user.is_authenticated:
             return _error("unauthenticated", "Log in first (session cookie).", status=401)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def api_throttled(view: View) -> View:
+    """Per user, PIG_API_RATE requests (default 20 a second) across the whole API; beyond it 429 in the
+    API's error format. Counted by django-ratelimit in the shared cache."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+        rate = settings.PIG_API_RATE
+        if is_ratelimited(request, group="pig-api", key="user", rate=rate, increment=True):
+            response = _error("throttled", f"Too many requests (the limit is {rate} per user); retry shortly.")
+            response["Retry-After"] = "1"
+            return response
         return view(request, *args, **kwargs)
 
     return wrapper
@@ -106,6 +125,7 @@ def csrf(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 @api_login_required
+@api_throttled
 def studies(request: HttpRequest) -> JsonResponse:
     rows = selectors.studies_with_progress(user=request.user)
     return JsonResponse(
@@ -115,6 +135,7 @@ def studies(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 @api_login_required
+@api_throttled
 def progress(request: HttpRequest, study_id: int) -> JsonResponse:
     study = selectors.study_for_annotator(user=request.user, study_id=study_id)
     if study is None:
@@ -124,6 +145,7 @@ def progress(request: HttpRequest, study_id: int) -> JsonResponse:
 
 @require_POST
 @api_login_required
+@api_throttled
 def next_assignment(request: HttpRequest, study_id: int) -> JsonResponse:
     study = selectors.study_for_annotator(user=request.user, study_id=study_id)
     if study is None:
@@ -141,6 +163,7 @@ def next_assignment(request: HttpRequest, study_id: int) -> JsonResponse:
 
 @require_GET
 @api_login_required
+@api_throttled
 def assignment_detail(request: HttpRequest, assignment_id: int) -> JsonResponse:
     assignment = _own_assignment(request, assignment_id)
     if assignment is None:
@@ -150,6 +173,7 @@ def assignment_detail(request: HttpRequest, assignment_id: int) -> JsonResponse:
 
 @require_POST
 @api_login_required
+@api_throttled
 def submit(request: HttpRequest, assignment_id: int) -> JsonResponse:
     try:
         data = _body(request)
@@ -187,11 +211,13 @@ def _note(request: HttpRequest, assignment_id: int, action, status: str) -> Json
 
 @require_POST
 @api_login_required
+@api_throttled
 def skip(request: HttpRequest, assignment_id: int) -> JsonResponse:
     return _note(request, assignment_id, services.assignment_skip, "skipped")
 
 
 @require_POST
 @api_login_required
+@api_throttled
 def flag(request: HttpRequest, assignment_id: int) -> JsonResponse:
     return _note(request, assignment_id, services.assignment_flag, "flagged")

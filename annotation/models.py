@@ -240,5 +240,6 @@ class StudyAnnotatorQuality(Study):
 
     class Meta:
         proxy = True
-        verbose_name = "annotator quality"
-        verbose_name_plural = "annotator quality"
+        # One report per study; "2 annotator quality reports" reads right in the admin's counts.
+        verbose_name = "annotator quality report"
+        verbose_name_plural = "annotator quality reports"

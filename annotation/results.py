@@ -59,7 +59,8 @@ def _get_study_for_staff(request: HttpRequest, slug: str) -> Study:
 
 def _keys(study: Study, exclude_flagged: bool) -> tuple[str, str, str]:
     reference = study.reference_system.name if study.reference_system_id else ""
-    base = f"pig:results:v2:{study.pk}:{int(exclude_flagged)}:{reference}"
+    # v3: position-bias rows carry tie shares; cached v2 figures lack them.
+    base = f"pig:results:v3:{study.pk}:{int(exclude_flagged)}:{reference}"
     return reference, f"{base}:latest", f"{base}:refreshing"
 
 

@@ -15,6 +15,7 @@ from .models import (
     Assignment,
     AssignmentState,
     Candidate,
+    Choice,
     Comparison,
     Judgment,
     Study,
@@ -171,6 +172,7 @@ class AnnotatorRow:
     gold_correct: int = 0
     seconds: list[float] = field(default_factory=list)
     response_1: int = 0
+    ties: int = 0
     flagged: bool = False
     flag_reason: str = ""
 
@@ -186,9 +188,13 @@ class AnnotatorRow:
     def response_1_share(self) -> float | None:
         return self.response_1 / self.judgments if self.judgments else None
 
+    @property
+    def tie_share(self) -> float | None:
+        return self.ties / self.judgments if self.judgments else None
+
 
 def annotator_quality_table(*, study: Study) -> list[AnnotatorRow]:
-    """Per annotator: counts, gold accuracy, median seconds and share of "Response 1" (position habit)."""
+    """Per annotator: counts, gold accuracy, median seconds, share of "Response 1" (position habit) and of ties."""
     rows: dict[int, AnnotatorRow] = {}
 
     def row(user_id: int, username: str) -> AnnotatorRow:
@@ -208,6 +214,7 @@ def annotator_quality_table(*, study: Study) -> list[AnnotatorRow]:
         r.judgments += 1
         r.seconds.append(seconds)
         r.response_1 += choice == left
+        r.ties += choice == Choice.TIE
         if is_gold:
             r.gold_judged += 1
             r.gold_correct += choice == gold_choice

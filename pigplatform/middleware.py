@@ -22,10 +22,11 @@ RETRY_AFTER_SECONDS = 5
 MESSAGE = "The database is briefly unavailable. Nothing was saved by this request; please try again in a moment."
 DB_ERRORS = (OperationalError, InterfaceError)
 
+# Plain on purpose: no inline style (Content-Security-Policy), and nothing here needs the database.
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Temporarily unavailable</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 3rem auto; padding: 0 1rem">
+<body>
 <h1>Temporarily unavailable</h1><p id="unavailable">{message}</p>
 <p><a href="">Try again</a></p></body></html>"""
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -60,6 +62,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
+    "csp",
     "annotation",
     "training",
 ]
@@ -73,7 +77,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "pigplatform.middleware.DatabaseUnavailableMiddleware",
+    # Last, as django-axes asks: it turns a locked-out authentication into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "pigplatform.urls"
@@ -127,8 +134,6 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
-LOGIN_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 10)  # failed logins per address or account …
-LOGIN_FAILURE_WINDOW = envint("LOGIN_FAILURE_WINDOW", 900)  # … within this many seconds
 LOGIN_REDIRECT_URL = "annotation:home"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -137,11 +142,21 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# Page CSS and JavaScript live in static/ (never inline: see the Content-Security-Policy below). In
+# production WhiteNoise serves them from STATIC_ROOT under content-hashed names, cached for a year;
+# that needs `manage.py collectstatic` after each deploy. DEBUG (runserver) and the tests serve the
+# source files by their plain names and need no collectstatic.
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_MANIFEST = envbool("PIG_STATIC_MANIFEST", not DEBUG)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if STATIC_MANIFEST
+        else "whitenoise.storage.CompressedStaticFilesStorage"
+    },
 }
 MEDIA_ROOT = VAR_DIR / "media"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
@@ -153,13 +168,62 @@ SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
-SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", not DEBUG)
+# Subdomains and the browsers' preload list are opt-in: both bind every other site under the domain (and
+# preloading cannot be undone quickly), which this application cannot know is safe.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-if envbool("USE_X_FORWARDED_PROTO"):
+# One TLS-terminating proxy in front: trust its X-Forwarded-Proto, and take the client's address from the
+# last X-Forwarded-For entry (the one the proxy appended) for the login lockout (pigplatform/auth.py).
+BEHIND_PROXY = envbool("USE_X_FORWARDED_PROTO")
+if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Content-Security-Policy on every response (django-csp), admin included: scripts and styles only from
+# our own static files, no inline code, no eval. Model output is rendered as sanitised HTML on the
+# judging page; this is the second wall if anything ever slipped through.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
+# Login lockout (django-axes): failures are counted per (username, client address) pair, so an attacker
+# cannot lock an account out by name from elsewhere, and people behind one proxy keep separate buckets.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(seconds=envint("LOGIN_FAILURE_WINDOW", 900))
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "pigplatform.auth.client_ip"
+AXES_LOCKOUT_TEMPLATE = "registration/login.html"
+AXES_HTTP_RESPONSE_CODE = 429
+
+AXES_VERBOSE = False  # the lockouts themselves are still logged; not a banner on every start
+
+# The JSON API is throttled per user (django-ratelimit, fixed one-second windows counted in the shared
+# cache: Redis in production, the file cache on one machine). A person clicking fast stays far below it;
+# a runaway client loop gets 429 (annotation/api.py).
+PIG_API_RATE = envstr("PIG_API_RATE", "20/s")
+SILENCED_SYSTEM_CHECKS: list[str] = []
+if not SECURE_HSTS_INCLUDE_SUBDOMAINS:
+    SILENCED_SYSTEM_CHECKS.append("security.W005")  # opt-in by environment (see above)
+if not SECURE_HSTS_PRELOAD:
+    SILENCED_SYSTEM_CHECKS.append("security.W021")
 
 # Celery. Default broker: kombu's filesystem transport, which works across processes on one machine
 # with no server. Real deployments set CELERY_BROKER_URL (redis:// or amqp://).

@@ -12,3 +12,6 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 os.environ.setdefault("SESSION_COOKIE_SECURE", "0")
 os.environ.setdefault("CSRF_COOKIE_SECURE", "0")
+# Tests serve static files by their source names (no collectstatic run); tests/test_static.py checks the
+# production set-up (hashed names from collectstatic) on its own.
+os.environ.setdefault("PIG_STATIC_MANIFEST", "0")

@@ -27,19 +27,26 @@ def _ticks(lo: float, hi: float, n: int = 4) -> list[float]:
     return [lo + (hi - lo) * i / n for i in range(n + 1)]
 
 
+LEGEND_ROW = 15
+
+
 def line_chart_svg(
     title: str, series: dict[str, Sequence[tuple[int, float]]], *, width: int = 560, height: int = 220
 ) -> str:
-    """One panel: value against step, a line per series, axes with ticks, a legend. Pure string building."""
+    """One panel: value against step, a line per series, axes with ticks, and a legend below the axis with
+    one row per series (names such as "rewards/elicitation_reward/mean" are long: side by side they
+    overlapped). Pure string building; no style attributes (Content-Security-Policy)."""
     left, right, top, bottom = 56, 12, 24, 34
     pts = [(x, y) for s in series.values() for x, y in s if math.isfinite(y)]
+    plot_h = height - top - bottom
+    total_h = height + LEGEND_ROW * len(series) if pts else height
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{total_h}" viewBox="0 0 {width} {total_h}" '
         f'role="img" aria-label="{escape(title)}" font-family="sans-serif" font-size="11">',
         f'<text x="{left}" y="14" font-weight="bold">{escape(title)}</text>',
     ]
     if not pts:
-        parts.append(f'<text x="{left}" y="{height // 2}" fill="#666">No logged steps yet.</text></svg>')
+        parts.append(f'<text x="{left}" y="{height // 2}" fill="#595959">No logged steps yet.</text></svg>')
         return "".join(parts)
     x0, x1 = min(x for x, _ in pts), max(x for x, _ in pts)
     y0, y1 = min(y for _, y in pts), max(y for _, y in pts)
@@ -47,7 +54,7 @@ def line_chart_svg(
         x0, x1 = x0 - 1, x1 + 1
     if y1 == y0:
         y0, y1 = y0 - 0.5, y1 + 0.5
-    plot_w, plot_h = width - left - right, height - top - bottom
+    plot_w = width - left - right
 
     def sx(x: float) -> float:
         return left + (x - x0) / (x1 - x0) * plot_w
@@ -65,15 +72,15 @@ def line_chart_svg(
     for i, (name, points) in enumerate(series.items()):
         colour = COLOURS[i % len(COLOURS)]
         finite = [(x, y) for x, y in points if math.isfinite(y)]
+        ly = height + LEGEND_ROW * i
+        parts.append(f'<rect x="{left}" y="{ly + 4}" width="14" height="3" fill="{colour}" data-legend="{i}"/>')
+        parts.append(f'<text x="{left + 20}" y="{ly + 10}" data-legend="{i}">{escape(name)}</text>')
         if not finite:
             continue
         path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in finite)
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.8" points="{path}"/>')
         if len(finite) == 1:
             parts.append(f'<circle cx="{sx(finite[0][0]):.1f}" cy="{sy(finite[0][1]):.1f}" r="3" fill="{colour}"/>')
-        lx = left + 8 + i * 150
-        parts.append(f'<rect x="{lx}" y="{top + 6}" width="10" height="3" fill="{colour}"/>')
-        parts.append(f'<text x="{lx + 14}" y="{top + 11}">{escape(name)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 

@@ -141,7 +141,8 @@ class StudyAdmin(admin.ModelAdmin):
     def build_comparisons(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
         for study in queryset:
             created = study_build_comparisons(study=study)
-            self.message_user(request, f"{study.slug}: {created} new comparisons")
+            # Not the slug first: the admin capitalises a message's first letter ("my-study" → "My-study").
+            self.message_user(request, f"Study “{study.slug}”: {created} new comparisons")
 
     @admin.action(description="Open for annotation")
     def open_studies(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:

@@ -47,12 +47,17 @@ class AnnotatorQualityAdmin(admin.ModelAdmin):
         study = get_object_or_404(Study, pk=object_id)
         if not self.has_view_permission(request, study):
             raise PermissionDenied
+        rows = selectors.annotator_quality_table(study=study)
+        judged, ties = sum(r.judgments for r in rows), sum(r.ties for r in rows)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": f"Annotators of “{study.title}”",
             "study": study,
-            "rows": selectors.annotator_quality_table(study=study),
+            "rows": rows,
+            "overall_judgments": judged,
+            "overall_ties": ties,
+            "overall_tie_share": ties / judged if judged else None,
             "flagged": selectors.flagged_content(study=study)[:200],
             "flags_url": reverse("admin:annotation_annotatorflag_changelist") + f"?study__id__exact={study.pk}",
             "preview_url": reverse("annotation:preview", args=[study.pk]),

@@ -201,16 +201,21 @@ def _agreement(kind: str, view: _Kind, annotator: np.ndarray, min_shared: int) -
 
 
 def _position_bias(kind: str, sub: Table) -> list[dict[str, Any]]:
+    """Per kind, overall and per annotator: the position habit (share of decisive judgments that chose the
+    left response, sign test against 50%) and the tie share among all judgments, so that ties given by
+    habit (a share far above everyone's) show next to a side habit."""
     known = (sub.left >= 0) & (sub.choice != TIE)
     chosen = np.where(sub.choice == 0, sub.system_a, sub.system_b)
     chose_left = (chosen == sub.left)[known]
+    is_tie = sub.choice == TIE
     who = sub.annotator[known]
-    groups: list[tuple[str | None, np.ndarray]] = [(None, chose_left)]
-    for code in np.unique(who):
-        groups.append((sub.annotators[code], chose_left[who == code]))
+    groups: list[tuple[str | None, np.ndarray, np.ndarray]] = [(None, chose_left, is_tie)]
+    for code in np.unique(sub.annotator):
+        groups.append((sub.annotators[code], chose_left[who == code], is_tie[sub.annotator == code]))
     rows = []
-    for label, picks in groups:
+    for label, picks, ties in groups:
         n, left = len(picks), int(picks.sum())
+        judgments, tie_count = len(ties), int(ties.sum())
         rows.append(
             {
                 "kind": kind,
@@ -219,6 +224,9 @@ def _position_bias(kind: str, sub: Table) -> list[dict[str, Any]]:
                 "left": left,
                 "left_share": left / n if n else None,
                 "p_value": float(sign_test(left, n)),
+                "judgments": judgments,
+                "ties": tie_count,
+                "tie_share": tie_count / judgments if judgments else None,
             }
         )
     return rows

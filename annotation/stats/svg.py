@@ -1,4 +1,8 @@
-"""Server-side SVG plots for the results page: no JavaScript, every label escaped (system names are data)."""
+"""Server-side SVG plots for the results page: no JavaScript, every label escaped (system names are data).
+
+No style attributes (the Content-Security-Policy forbids inline styles): sizes and fonts are SVG
+attributes, the rest is static/annotation/results.css. Text colours reach WCAG AA (4.5:1) on what
+they sit on; tests/annotation/test_results.py computes the ratios."""
 
 from __future__ import annotations
 
@@ -6,6 +10,9 @@ from html import escape
 from typing import Any
 
 WIN, TIE, LOSS = "#2f7d4f", "#b9bec7", "#c0504d"
+INK = "#1d2430"
+# Percentage labels inside the bars: white on the dark win/loss colours, dark ink on the light tie grey.
+LABEL_ON = {WIN: "#fff", TIE: INK, LOSS: "#fff"}
 
 
 def _text(x: float, y: float, text: str, *, anchor: str = "start", size: int = 12, fill: str = "#1d2430") -> str:
@@ -17,7 +24,7 @@ def _text(x: float, y: float, text: str, *, anchor: str = "start", size: int = 1
 def _svg(width: int, height: int, body: list[str], title: str) -> str:
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" role="img" '
-        f'aria-label="{escape(title)}" style="max-width:{width}px;font-family:system-ui,sans-serif">'
+        f'aria-label="{escape(title)}" class="chart" font-family="system-ui, sans-serif">'
         f"<title>{escape(title)}</title>{''.join(body)}</svg>"
     )
 
@@ -43,7 +50,9 @@ def pair_bars(pairs: list[dict[str, Any]], *, width: int = 760) -> str:
             w = share * bar_w
             body.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="18" fill="{colour}"/>')
             if w > 34:
-                body.append(_text(x + w / 2, y + 13, f"{100 * share:.0f}%", anchor="middle", size=11, fill="#fff"))
+                body.append(
+                    _text(x + w / 2, y + 13, f"{100 * share:.0f}%", anchor="middle", size=11, fill=LABEL_ON[colour])
+                )
             x += w
         if r["wilson_low"] is not None:
             lo, hi = label_w + r["wilson_low"] * bar_w, label_w + r["wilson_high"] * bar_w

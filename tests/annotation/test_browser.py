@@ -29,7 +29,16 @@ def _log_in(page, live_server, username: str) -> None:
 
 
 def _progress(page) -> int:
-    return int(page.get_attribute("#progress-bar", "aria-valuenow"))
+    return int(page.get_attribute("#progress-bar", "value"))
+
+
+def tab_to(page, selector: str, limit: int = 40) -> None:
+    """Press Tab until the focused element matches `selector` (keyboard only, like a person)."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("(s) => document.activeElement.matches(s)", selector):
+            return
+    raise AssertionError(f"Tab never reached {selector}")
 
 
 def test_an_annotator_judges_five_outlines_with_the_keyboard_alone(browser, live_server, output_dir):
@@ -50,11 +59,12 @@ def test_an_annotator_judges_five_outlines_with_the_keyboard_alone(browser, live
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     _log_in(page, live_server, "alice")
 
-    # Keyboard only: Tab to the Start button (after the header's Log out) and press Enter.
-    for _ in range(5):
-        page.keyboard.press("Tab")
-        if page.evaluate("document.activeElement.textContent.trim()") == "Start":
-            break
+    # Keyboard only: Tab to the Start button (after the header's Log out) and press Enter. The button
+    # names its study for screen readers.
+    start = page.get_by_role("button", name="Start Which outline serves the request better?")
+    assert start.count() == 1
+    tab_to(page, "button.primary")
+    assert page.evaluate("document.activeElement.textContent.trim()").startswith("Start")
     page.keyboard.press("Enter")
     page.wait_for_selector("#judge-form")
     page.screenshot(path=str(output_dir / "judging-wide.png"), full_page=True)
@@ -70,8 +80,13 @@ def test_an_annotator_judges_five_outlines_with_the_keyboard_alone(browser, live
         assert page.locator(".outline a[href^='javascript']").count() == 0
         assert page.evaluate("window.__pwned === undefined")
         seen.append(page.url)
-        page.keyboard.press("ArrowLeft" if n % 2 else "1")  # overall: Response 1
-        page.keyboard.press("ArrowDown")  # Coverage: tie
+        assert page.evaluate("document.activeElement === document.body")  # nothing focused on load
+        tab_to(page, "fieldset[data-row]")  # the overall row
+        page.keyboard.press("1")  # overall: Response 1; focus moves on to the next unanswered row
+        assert page.evaluate("document.activeElement.dataset.name") == "Coverage"
+        page.keyboard.press("3")  # Coverage: tie
+        assert page.inner_text("#choice-status") == "Coverage: Tie."
+        page.keyboard.press("Tab")
         assert page.evaluate("document.activeElement.id") == "rationale"
         page.keyboard.type("Clearer structure.")
         page.keyboard.press("Enter")
@@ -102,7 +117,7 @@ def test_the_judging_page_fits_a_narrow_phone(browser, live_server, output_dir):
     page.click("summary:has-text('What the user actually knew')")
     assert page.is_visible("text=The budget is $5,000.")
     page.screenshot(path=str(output_dir / "judging-360.png"), full_page=True)
-    page.locator("#judge-form fieldset").first.focus()
+    tab_to(page, "fieldset[data-row]")
     page.keyboard.press("Enter")  # nothing chosen yet: the page asks instead of submitting
     assert "Choose 1, 2 or 3 first." in page.inner_text("#hint-choice")
     assert not Judgment.objects.exists()

@@ -123,6 +123,12 @@ def test_text_report_reads_like_the_papers_human_study(study):
     assert " · margin " in text
     assert "Bradley–Terry" in text
     assert "Krippendorff" in text
+    # Per annotator: the position habit and, beside it, the tie share.
+    as_json = json.loads(run("preference_stats", "--study", study.slug, "--json"))
+    for row in (r for r in as_json["position_bias"] if r["annotator"] is not None):
+        share = "n/a" if row["left_share"] is None else f"{100 * row['left_share']:.1f}%"
+        assert f"  {row['annotator']}: chose left {share} of {row['n']} decisive" in text
+        assert f" · ties {100 * row['tie_share']:.1f}% of {row['judgments']}" in text
 
 
 def majority_study(annotators):

@@ -20,7 +20,12 @@ def api():
 
 
 def _login(api: Client, user) -> str:
-    api.login(username=user.username, password=factories.PASSWORD)
+    """As an API client does: fetch a CSRF token, log in on the login page, fetch the session's token."""
+    token = api.get(reverse("annotation:api-csrf")).json()["csrf_token"]
+    response = api.post(
+        reverse("login"), {"username": user.username, "password": factories.PASSWORD}, HTTP_X_CSRFTOKEN=token
+    )
+    assert response.status_code == 302, response.content
     return api.get(reverse("annotation:api-csrf")).json()["csrf_token"]
 
 
@@ -124,3 +129,36 @@ def test_flag_via_the_api_needs_a_reason(api, alice):
     url = reverse("annotation:api-flag", args=[assignment["id"]])
     assert _post(api, url, token, {}).status_code == 400
     assert _post(api, url, token, {"reason": "Garbled"}).json()["status"] == "flagged"
+
+
+def test_a_burst_of_ten_submits_a_second_is_served(api, alice):
+    study = make_study(comparisons=10, annotators=(alice,))
+    token = _login(api, alice)
+    for _ in range(5):  # next + submit: ten POSTs
+        assignment = _post(api, reverse("annotation:api-next", args=[study.pk]), token).json()["assignment"]
+        assert _post(api, assignment["submit_url"], token, {"choice": "2"}).status_code == 201
+    assert Judgment.objects.filter(annotator=alice).count() == 5
+
+
+def test_a_runaway_client_is_throttled_per_user_with_a_json_429(api, alice, bob):
+    study = make_study(comparisons=2, annotators=(alice, bob))
+    token = _login(api, alice)
+    assignment = _post(api, reverse("annotation:api-next", args=[study.pk]), token).json()["assignment"]
+    statuses = []
+    throttled = None
+    for _ in range(300):  # as fast as the test client goes (hundreds a second), far beyond the limit
+        response = _post(api, assignment["submit_url"], token, {"choice": "1"})
+        statuses.append(response.status_code)
+        if response.status_code == 429:
+            throttled = response
+            break
+    assert throttled is not None, f"never throttled after {len(statuses)} submits"
+    assert set(statuses[:-1]) <= {200, 201}
+    assert throttled.json()["error"] == "throttled"
+    assert "20/s" in throttled.json()["message"]
+    assert throttled["Retry-After"] == "1"
+    assert Judgment.objects.filter(annotator=alice).count() == 1
+    # Per user: bob, at the same moment, is served.
+    bob_api = Client(enforce_csrf_checks=True)
+    bob_token = _login(bob_api, bob)
+    assert _post(bob_api, reverse("annotation:api-next", args=[study.pk]), bob_token).status_code == 200

@@ -262,14 +262,15 @@ def test_gold_accuracy_is_kept_and_weak_annotators_are_flagged(alice, bob):
     assert not table["alice"].flagged
 
 
-def test_the_quality_table_reports_position_habit_and_median_time(alice):
+def test_the_quality_table_reports_position_habit_tie_share_and_median_time(alice):
     study = make_study(comparisons=4, annotators=(alice,))
-    for seconds in (10, 20, 30, 40):
+    for seconds, choice in ((10, "1"), (20, "1"), (30, "1"), (40, "tie")):
         assignment = _next(study, alice)
-        _submit(assignment, alice, choice="1", now=assignment.created_at + timedelta(seconds=seconds))
+        _submit(assignment, alice, choice=choice, now=assignment.created_at + timedelta(seconds=seconds))
     (row,) = selectors.annotator_quality_table(study=study)
     assert row.judgments == 4
-    assert row.response_1_share == 1.0
+    assert row.response_1_share == 0.75
+    assert row.tie_share == 0.25
     assert row.median_seconds == pytest.approx(25)
 
 

@@ -29,13 +29,20 @@ def _assert_blind(html: str, study) -> None:
 
 def test_the_home_page_lists_open_studies_with_progress(client, alice):
     study = make_study(comparisons=2, annotators=(alice,), title="Which questions help?", quota_per_annotator=4)
+    open_ended = make_study(comparisons=3, annotators=(alice,), title="Open-ended study", overlap=2)
     make_study(comparisons=1, annotators=(alice,), title="Drafting study", status=StudyStatus.DRAFT)
     client.force_login(alice)
     html = client.get(reverse("annotation:home")).content.decode()
     assert "Which questions help?" in html
     assert "Drafting study" not in html
-    assert "0 of 4" in html
+    assert "0 of your 4" in html
     assert reverse("annotation:next", args=[study.pk]) in html
+    # Without a quota the whole study's count is never mistaken for the annotator's own target.
+    assert "no personal target" in html
+    assert "0 of 6 judgments" in html
+    assert reverse("annotation:next", args=[open_ended.pk]) in html
+    # Each card's button names its study for screen readers.
+    assert '<span class="visually-hidden"> Which questions help?</span>' in html
 
 
 def test_the_questions_page_is_blinded_and_numbered(client, alice):
@@ -208,13 +215,18 @@ def test_the_admin_shows_the_per_annotator_table(client, researcher, alice):
     client.force_login(alice)
     assignment = _start(client, study)
     client.post(reverse("annotation:judge", args=[assignment.pk]), {"choice": "1"})
+    make_study(comparisons=1, annotators=(alice,))
     client.force_login(researcher)
-    assert client.get(reverse("admin:annotation_studyannotatorquality_changelist")).status_code == 200
+    listing = client.get(reverse("admin:annotation_studyannotatorquality_changelist"))
+    assert listing.status_code == 200
+    assert "2 annotator quality reports" in listing.content.decode()
     response = client.get(reverse("admin:annotation_studyannotatorquality_change", args=[study.pk]))
     html = response.content.decode()
     assert response.status_code == 200
     assert "alice" in html
     assert "100%" in html
+    assert "<th>tie share</th>" in html
+    assert "<td>0%</td>" in html  # alice's tie share beside her Response 1 share
 
 
 def test_staff_without_study_access_cannot_judge(client, researcher):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import time
 
 import pytest
@@ -17,6 +18,7 @@ from annotation.selectors_stats import annotator_pseudonym
 from annotation.tasks import results_refresh
 from pigplatform.celery import app
 from tests import factories
+from tests.contrast import contrast_ratio
 from tests.factories_stats import study_with_judgments
 
 pytestmark = pytest.mark.django_db
@@ -60,6 +62,36 @@ def test_the_researcher_sees_every_section(client, researcher, study):
     for fmt in ("csv", "jsonl", "parquet", "trl"):
         assert reverse("results:download", args=[study.slug, fmt]) in html
     assert "<script" not in html
+    # The "items for ±5%" column says what it is.
+    assert '<abbr title="How many more items' in html
+    # Tie share per annotator beside the position habit.
+    assert "<th>tie share</th>" in html
+    everyone = re.search(r"<td><strong>everyone</strong></td>(.*?)</tr>", html).group(1)
+    *_, judgments, ties, share = re.findall(r"<td>([^<]*)</td>", everyone)
+    assert judgments == "54"
+    assert share == f"{100 * int(ties) / 54:.1f}%"
+
+
+def test_every_label_in_the_bars_reaches_aa_contrast_on_its_colour():
+    from annotation.stats.svg import pair_bars
+
+    pair = {"system_a": "a", "system_b": "b", "win_share": 0.4, "tie_share": 0.35, "loss_share": 0.25,
+            "wilson_low": 0.4, "wilson_high": 0.7, "wins_a": 40, "wins_b": 25}  # fmt: skip
+    svg = pair_bars([pair])
+    rects = [
+        (float(x), float(w), fill)
+        for x, w, fill in re.findall(r'<rect x="([\d.]+)" y="[\d.]+" width="([\d.]+)" height="18" fill="([^"]+)"', svg)
+    ]
+    labels = re.findall(r'<text x="([\d.]+)" y="[\d.]+" font-size="11" text-anchor="middle" fill="([^"]+)">\d+%', svg)
+    assert len(labels) == 3  # win, tie and loss are all wide enough to be labelled
+    for x, fill in labels:
+        (background,) = [bg for left, width, bg in rects if left <= float(x) <= left + width]
+        assert contrast_ratio(fill, background) >= 4.5, (fill, background)
+    # The legend's words sit on the white card.
+    legend = re.findall(r'font-size="12" text-anchor="start" fill="([^"]+)">(?:win|tie|loss)<', svg)
+    assert len(legend) == 3
+    for fill in legend:
+        assert contrast_ratio(fill, "#ffffff") >= 4.5, fill
 
 
 def test_system_names_are_escaped_in_tables_and_plots(client, researcher, alice, bob):

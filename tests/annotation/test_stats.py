@@ -244,7 +244,15 @@ def test_position_bias_matches_binomtest_per_kind_and_annotator(cols, report):
             n += 1
             left += chosen == cols["left"][i]
         assert (row["n"], row["left"]) == (n, left)
-        assert row["p_value"] == pytest.approx(stats.binomtest(left, n, 0.5).pvalue, rel=1e-9)
+        if n:
+            assert row["p_value"] == pytest.approx(stats.binomtest(left, n, 0.5).pvalue, rel=1e-9)
+        mine = [
+            c
+            for k, c, a in zip(cols["kind"], cols["choice"], cols["annotator"], strict=True)
+            if k == row["kind"] and row["annotator"] in (None, a)
+        ]
+        assert (row["judgments"], row["ties"]) == (len(mine), mine.count("tie"))
+        assert row["tie_share"] == pytest.approx(mine.count("tie") / len(mine))
     overall = [r for r in report["position_bias"] if r["annotator"] is None]
     assert len(overall) == 2
     assert all(r["left_share"] > 0.5 for r in overall)  # the generator leans left

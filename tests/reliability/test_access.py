@@ -234,10 +234,15 @@ def test_every_post_without_a_csrf_token_is_refused(alice, researcher, world):
     assert response.status_code == 201
 
 
-@override_settings(LOGIN_FAILURE_LIMIT=3)
-def test_guessing_passwords_on_many_accounts_from_one_address_is_rate_limited(client, alice):
+@override_settings(AXES_FAILURE_LIMIT=3)
+def test_password_guesses_are_counted_per_name_and_address(client, alice):
+    # Guesses on other names from this address do not touch alice's bucket (django-axes, username + address)…
     for name in ("bob", "charlie", "dave"):
         assert client.post(LOGIN, {"username": name, "password": "guess"}).status_code == 200
+    # … guesses on her name from here lock her name from here only.
+    for _ in range(2):
+        assert client.post(LOGIN, {"username": "alice", "password": "guess"}).status_code == 200
+    assert client.post(LOGIN, {"username": "alice", "password": "guess"}).status_code == 429
     response = client.post(LOGIN, {"username": "alice", "password": PASSWORD})
     assert response.status_code == 429
     assert "_auth_user_id" not in client.session

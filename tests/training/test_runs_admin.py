@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import re
 from pathlib import Path
 
 import pytest
@@ -59,6 +61,8 @@ def test_a_bad_run_started_from_admin_shows_why(client, researcher, run):
     client.force_login(researcher)
     response = client.post(reverse("admin:training_run_operate", args=[run.pk, "start"]), follow=True)
     assert "num_generations must be at least 2" in response.content.decode()
+    assert "Run “rita-run”:" in response.content.decode()  # the run's name as written, not "Rita-run"
+    assert "Rita-run" not in response.content.decode()
     run.refresh_from_db()
     assert run.status == "failed"
 
@@ -125,3 +129,16 @@ def test_the_add_form_is_prefilled_with_the_defaults(client, researcher):
     html = client.get(reverse("admin:training_trainingrun_add")).content.decode()
     assert "num_generations" in html
     assert "elicitation" in html
+
+
+def test_the_legend_lists_each_series_on_its_own_row_below_the_plot():
+    names = ["reward", "rewards/elicitation_reward/mean", "rewards/coverage/mean"]
+    svg = line_chart_svg("Reward", {name: [(1, 0.1 * i), (2, 0.2 * i)] for i, name in enumerate(names)}, height=220)
+    rows = re.findall(r'<text x="(\d+)" y="(\d+)" data-legend="\d">([^<]+)</text>', svg)
+    assert [name for _, _, name in rows] == names
+    assert len({x for x, _, _ in rows}) == 1  # one column, so long names cannot run into each other
+    ys = [int(y) for _, y, _ in rows]
+    assert ys == sorted(ys)
+    assert min(b - a for a, b in itertools.pairwise(ys)) >= 12  # a row per name, 11 px text
+    assert ys[0] > 220 - 34  # below the plot and its axis
+    assert 'height="265"' in svg  # the panel grows to hold them

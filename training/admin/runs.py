@@ -122,17 +122,19 @@ class TrainingRunAdmin(admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
     def _apply(self, request: HttpRequest, run: TrainingRun, operation: str) -> None:
+        # Messages start with "Run": the admin capitalises a message's first letter, which would rename
+        # a run called "rita-run" to "Rita-run".
         label, service, _ = OPERATIONS[operation]
         try:
             run = service(run=run)
         except TrainingRunError as exc:
-            self.message_user(request, f"{run.name}: {exc}", messages.ERROR)
+            self.message_user(request, f"Run “{run.name}”: {exc}", messages.ERROR)
             return
         run.refresh_from_db()  # the broker is reached after commit: a failure to enqueue lands in run.error
         if run.error and run.status in ("failed", "queued"):
-            self.message_user(request, f"{run.name}: {run.error}", messages.ERROR)
+            self.message_user(request, f"Run “{run.name}”: {run.error}", messages.ERROR)
         else:
-            self.message_user(request, f"{run.name}: {label.lower()} requested ({run_status_label(run)}).")
+            self.message_user(request, f"Run “{run.name}”: {label.lower()} requested ({run_status_label(run)}).")
 
     def operate(self, request: HttpRequest, pk: int, operation: str):
         return require_POST(self._operate)(request, pk, operation)

@@ -47,8 +47,20 @@ def format_report(report: dict[str, list[dict[str, Any]]]) -> str:
                 f"mean Cohen κ {fmt(a['cohen_kappa_mean'])} ({a['cohen_pairs']} pairs) · "
                 f"raw {_pct(a['percent_agreement'])}"
             )
-        for b in (row for row in report["position_bias"] if row["kind"] == kind and row["annotator"] is None):
-            lines.append(f"Position bias: chose left {_pct(b['left_share'])} of {b['n']} · p={_p(b['p_value'])}")
+        bias = [row for row in report["position_bias"] if row["kind"] == kind]
+        for b in (row for row in bias if row["annotator"] is None):
+            lines.append(
+                f"Position bias: chose left {_pct(b['left_share'])} of {b['n']} · p={_p(b['p_value'])}"
+                f" · ties {_pct(b['tie_share'])} of {b['judgments']}"
+            )
+        annotators = [row for row in bias if row["annotator"] is not None]
+        if annotators:
+            lines.append("Per annotator (position habit; tie share far above everyone's can mean habitual ties):")
+            lines += [
+                f"  {b['annotator']}: chose left {_pct(b['left_share'])} of {b['n']} decisive · p={_p(b['p_value'])}"
+                f" · ties {_pct(b['tie_share'])} of {b['judgments']}"
+                for b in annotators
+            ]
         lines.append("")
     return "\n".join(lines)
 
