@@ -12,3 +12,5 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 os.environ.setdefault("SESSION_COOKIE_SECURE", "0")
 os.environ.setdefault("CSRF_COOKIE_SECURE", "0")
+# Generation retries in tests: Celery backoff from 1 s (its smallest factor), full jitter, so 0–1 s first.
+os.environ.setdefault("PIG_GENERATION_RETRY_BASE_S", "1")
