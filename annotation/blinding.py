@@ -25,13 +25,29 @@ def _system_pattern(name: str) -> str | None:
     return r"\b" + r"[-_\s]?".join(parts) + r"\b"
 
 
-def compile_patterns(system_names: Iterable[str] = (), extra: Sequence[str] = ()) -> list[re.Pattern[str]]:
+class PatternSet(list):  # type: ignore[type-arg]
+    """The compiled patterns, plus one alternation of all of them that screens clean text in a single scan
+    (most text is clean; the per-pattern scan that lists the snippets runs only where the screen matched)."""
+
+    screen: re.Pattern[str] | None = None
+
+
+def compile_patterns(system_names: Iterable[str] = (), extra: Sequence[str] = ()) -> PatternSet:
     sources = [*DEFAULT_PATTERNS, *extra, *filter(None, (_system_pattern(n) for n in system_names))]
-    return [re.compile(p, re.IGNORECASE) for p in sources]
+    patterns = PatternSet(re.compile(p, re.IGNORECASE) for p in sources)
+    # Without capturing groups an alternation matches a text exactly when one of its parts does; a pattern
+    # with groups (its back-references would be renumbered) leaves the screen off.
+    if patterns and all(p.groups == 0 for p in patterns):
+        patterns.screen = re.compile("|".join(f"(?:{p})" for p in sources), re.IGNORECASE)
+    return patterns
 
 
 def find_self_identification(texts: Iterable[str], patterns: Sequence[re.Pattern[str]]) -> list[str]:
     """Return the distinct offending snippets found in `texts` (empty when the texts are clean)."""
+    texts = list(texts)
+    screen = getattr(patterns, "screen", None)
+    if screen is not None and not any(screen.search(text or "") for text in texts):
+        return []
     found: list[str] = []
     for text in texts:
         for pattern in patterns:

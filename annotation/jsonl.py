@@ -43,6 +43,13 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("a number too large to store")
+    return value
+
+
 def _unstorable(value: Any) -> str | None:
     """Why the database could not store this parsed value, or None. Valid JSON can still carry text
     PostgreSQL refuses (a \\u0000 escape, an unpaired surrogate) or a number that overflowed to inf."""
@@ -83,7 +90,7 @@ def parse_jsonl(raw_lines: Iterable[bytes]) -> tuple[list[tuple[int, dict[str, A
         if not text:
             continue
         try:
-            obj = json.loads(text, parse_constant=_reject_constant)
+            obj = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
         except RecursionError:
             errors.append(LineError(number, "bad JSON: nested too deeply"))
             continue
@@ -93,10 +100,12 @@ def parse_jsonl(raw_lines: Iterable[bytes]) -> tuple[list[tuple[int, dict[str, A
         if not isinstance(obj, dict):
             errors.append(LineError(number, f"expected a JSON object, got {type(obj).__name__}"))
             continue
-        if _depth(obj) > MAX_JSON_DEPTH:
+        # The walks below only where they can find something (they cost as much as the parse): nesting
+        # needs brackets, and NUL or a lone surrogate can only come from a \u escape in valid UTF-8.
+        if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _depth(obj) > MAX_JSON_DEPTH:
             errors.append(LineError(number, f"JSON nested deeper than {MAX_JSON_DEPTH} levels"))
             continue
-        reason = _unstorable(obj)
+        reason = _unstorable(obj) if "\\u" in text else None
         if reason:
             errors.append(LineError(number, reason))
             continue

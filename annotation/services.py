@@ -14,8 +14,9 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from training.models import Backend, System
@@ -55,7 +56,9 @@ __all__ = [
     "candidates_import",
     "judgment_submit",
     "study_build_comparisons",
+    "study_set_status",
     "tasks_import",
+    "tasks_mask",
 ]
 
 
@@ -88,30 +91,70 @@ def _clean_task(obj: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _upsert(model: type, lookup: dict[str, Any], values: dict[str, Any], report: ImportReport) -> None:
-    obj = model.objects.filter(**lookup).first()
-    if obj is None:
-        model.objects.create(**lookup, **values)
-        report.created += 1
-    elif any(getattr(obj, k) != v for k, v in values.items()):
-        model.objects.filter(pk=obj.pk).update(**values)
-        report.updated += 1
-    else:
-        report.unchanged += 1
+# Rows per INSERT/UPDATE statement and per `IN (…)` lookup: well under SQLite's bound-parameter limit.
+IMPORT_BATCH = 500
+
+
+def _bulk_upsert(
+    model: type,
+    *,
+    match_field: str,
+    rows: dict[Any, dict[str, Any]],
+    fixed: dict[str, Any],
+    report: ImportReport,
+    existing: dict[Any, Any] | None = None,
+) -> None:
+    """Create the rows that are new and update the ones whose values changed, in batches.
+
+    `rows` maps each row's `match_field` value to its field values; `fixed` holds fields every row shares
+    (e.g. the system). Call inside the import's transaction; `existing` (match value → locked instance)
+    saves a second read when the caller has locked the rows already."""
+    if existing is None:
+        existing = {}
+        keys = list(rows)
+        for start in range(0, len(keys), IMPORT_BATCH):
+            batch = model.objects.select_for_update().filter(
+                **fixed, **{f"{match_field}__in": keys[start : start + IMPORT_BATCH]}
+            )
+            existing.update({getattr(obj, match_field): obj for obj in batch})
+    fields = sorted({name for values in rows.values() for name in values})
+    has_updated_at = any(f.name == "updated_at" for f in model._meta.concrete_fields)
+    now = timezone.now()
+    to_create, to_update = [], []
+    for match, values in rows.items():
+        obj = existing.get(match)
+        if obj is None:
+            to_create.append(model(**fixed, **{match_field: match}, **values))
+        elif any(getattr(obj, name) != value for name, value in values.items()):
+            for name, value in values.items():
+                setattr(obj, name, value)
+            if has_updated_at:
+                obj.updated_at = now  # bulk_update does not touch auto_now fields itself
+            to_update.append(obj)
+    model.objects.bulk_create(to_create, batch_size=IMPORT_BATCH)
+    if to_update:
+        model.objects.bulk_update(
+            to_update, [*fields, *(["updated_at"] if has_updated_at else [])], batch_size=IMPORT_BATCH
+        )
+    report.created += len(to_create)
+    report.updated += len(to_update)
+    report.unchanged += len(rows) - len(to_create) - len(to_update)
 
 
 def tasks_import(*, lines: Iterable[bytes]) -> ImportReport:
     """Import tasks from JSON Lines. All or nothing: any bad line raises ValidationFailed and
-    nothing is written. Re-importing updates changed tasks in place (matched by key)."""
+    nothing is written. Re-importing updates changed tasks in place (matched by key).
+
+    Every line is validated first (`_clean_task`, line-numbered errors); then one transaction locks the
+    tasks that exist already and creates/updates in batches."""
     rows, errors = parse_jsonl(lines)
     cleaned = validate_rows(rows, errors, _clean_task)
     if errors:
         raise ValidationFailed(errors)
+    by_key = {row["key"]: {k: v for k, v in row.items() if k != "key"} for _, row in cleaned}
     report = ImportReport()
     with transaction.atomic():
-        for _, row in cleaned:
-            key = row.pop("key")
-            _upsert(Task, {"key": key}, row, report)
+        _bulk_upsert(Task, match_field="key", rows=by_key, fixed={}, report=report)
     return report
 
 
@@ -140,53 +183,91 @@ def candidates_import(*, lines: Iterable[bytes], system_name: str) -> ImportRepo
     what the judgments mean."""
     rows, errors = parse_jsonl(lines)
     cleaned = validate_rows(rows, errors, _clean_candidate)
-    tasks = Task.objects.in_bulk([row["key"] for _, row in cleaned], field_name="key")
-    system = System.objects.filter(name=system_name).first()
-    judged: set[int] = set()
-    if system is not None:
-        judged = set(
-            Comparison.objects.filter(judgments__isnull=False)
-            .filter(candidate_a__system=system)
-            .values_list("task_id", flat=True)
-        ) | set(
-            Comparison.objects.filter(judgments__isnull=False)
-            .filter(candidate_b__system=system)
-            .values_list("task_id", flat=True)
-        )
-    existing = {c.task_id: c for c in Candidate.objects.filter(system=system)} if system is not None else {}
-    for number, row in cleaned:
-        task = tasks.get(row["key"])
-        if task is None:
-            errors.append(LineError(number, f"unknown task key '{row['key']}'"))
-            continue
-        current = existing.get(task.pk)
-        if task.pk in judged and current is not None and _candidate_values(row) != _candidate_values(current):
-            errors.append(LineError(number, f"candidate for '{row['key']}' is already judged; refusing to change it"))
-    errors.sort(key=lambda e: e.line)
-    if errors:
-        raise ValidationFailed(errors)
     report = ImportReport()
+    # Lines with bad JSON or fields are not raised yet: unknown keys and judged candidates are found below,
+    # so one pass reports every bad line.
     with transaction.atomic():
+        # Everything that depends on the database is checked here, on locked rows, so what was checked
+        # is still true when the rows are written (a check before the transaction could go stale).
+        tasks = _tasks_by_key([row["key"] for _, row in cleaned])
+        system = System.objects.filter(name=system_name).first()
+        existing = _locked_candidates(system, [t.pk for t in tasks.values()]) if system is not None else {}
+        judged = _judged_task_ids(system, list(existing)) if existing else set()
+        by_task: dict[int, dict[str, Any]] = {}
+        for number, row in cleaned:
+            task = tasks.get(row["key"])
+            if task is None:
+                errors.append(LineError(number, f"unknown task key '{row['key']}'"))
+                continue
+            current = existing.get(task.pk)
+            if task.pk in judged and current is not None and _candidate_values(row) != _candidate_values(current):
+                errors.append(
+                    LineError(number, f"candidate for '{row['key']}' is already judged; refusing to change it")
+                )
+                continue
+            by_task[task.pk] = {k: v for k, v in row.items() if k != "key"}
+        if errors:
+            raise ValidationFailed(sorted(errors, key=lambda e: e.line))
         if system is None:
-            system = System.objects.create(name=system_name, backend=Backend.STATIC)
+            system = System(name=system_name, backend=Backend.STATIC)
+            system.full_clean()
+            system.save()
             report.notes.append(f"created static system '{system_name}'")
-        for _, row in cleaned:
-            task = tasks[row.pop("key")]
-            row["blinding_flags"] = candidate_blinding_flags(
-                questions=row["questions"], answers=row["answers"], outline=row["outline"]
+        # Compiled once for the whole file: the system names are read once, not once per line.
+        patterns = _blinding_patterns()
+        for values in by_task.values():
+            values["blinding_flags"] = find_self_identification(
+                [*values["questions"], *values["answers"], values["outline"]], patterns
             )
-            _upsert(Candidate, {"task": task, "system": system}, row, report)
-        flagged = sum(1 for _, row in cleaned if row["blinding_flags"])
+        _bulk_upsert(
+            Candidate, match_field="task_id", rows=by_task, fixed={"system": system}, report=report, existing=existing
+        )
+        flagged = sum(1 for values in by_task.values() if values["blinding_flags"])
         if flagged:
             report.notes.append(f"{flagged} candidate(s) name a system or vendor; studies leave them out")
     return report
 
 
+def _tasks_by_key(keys: list[str]) -> dict[str, Task]:
+    tasks: dict[str, Task] = {}
+    for start in range(0, len(keys), IMPORT_BATCH):
+        tasks.update(Task.objects.only("id", "key").in_bulk(keys[start : start + IMPORT_BATCH], field_name="key"))
+    return tasks
+
+
+def _locked_candidates(system: System, task_ids: list[int]) -> dict[int, Candidate]:
+    # FOR UPDATE (not NO KEY): building a comparison on one of these candidates takes KEY SHARE on it,
+    # so no new comparison can pair a candidate while the import decides whether it may change it.
+    found: dict[int, Candidate] = {}
+    for start in range(0, len(task_ids), IMPORT_BATCH):
+        batch = Candidate.objects.select_for_update().filter(
+            system=system, task_id__in=task_ids[start : start + IMPORT_BATCH]
+        )
+        found.update({c.task_id: c for c in batch})
+    return found
+
+
+def _judged_task_ids(system: System, task_ids: list[int]) -> set[int]:
+    """Tasks whose candidate from `system` has a judgment. The comparisons involved are locked FOR UPDATE
+    first: a judgment insert takes KEY SHARE on its comparison, so none can land between this check
+    and the import's commit."""
+    judged: set[int] = set()
+    involving = Comparison.objects.filter(Q(candidate_a__system=system) | Q(candidate_b__system=system))
+    for start in range(0, len(task_ids), IMPORT_BATCH):
+        batch = involving.filter(task_id__in=task_ids[start : start + IMPORT_BATCH])
+        list(batch.select_for_update(of=("self",)).values_list("pk"))
+        judged.update(batch.filter(judgments__isnull=False).values_list("task_id", flat=True))
+    return judged
+
+
+def _blinding_patterns() -> list[Any]:
+    names = System.objects.values_list("name", flat=True)
+    return compile_patterns(names, getattr(settings, "PIG_BLINDING_PATTERNS", ()))
+
+
 def candidate_blinding_flags(*, questions: list[str], answers: list[str], outline: str) -> list[str]:
     """Snippets in which a candidate names a system or vendor; configurable via PIG_BLINDING_PATTERNS."""
-    names = System.objects.values_list("name", flat=True)
-    patterns = compile_patterns(names, getattr(settings, "PIG_BLINDING_PATTERNS", ()))
-    return find_self_identification([*questions, *answers, outline], patterns)
+    return find_self_identification([*questions, *answers, outline], _blinding_patterns())
 
 
 def candidates_clear_blinding_flags(*, candidate_ids: Iterable[int]) -> int:
@@ -228,6 +309,45 @@ def study_build_comparisons(*, study: Study, task_ids: Iterable[int] | None = No
         # The unique constraint makes a rebuild a no-op for pairs that exist already.
         Comparison.objects.bulk_create(to_create, ignore_conflicts=True, batch_size=500)
         return study.comparisons.count() - before
+
+
+def tasks_mask(*, tasks: Iterable[Task], seed: int = 0, fraction: float = 0.5) -> int:
+    """Re-derive masked_task and hidden_facts from full_task with the rule method.
+
+    Refuses (changing nothing) when any task already has candidates: they answer the old masked task."""
+    from training.masking import mask_rule
+
+    task_ids = sorted({t.pk for t in tasks})
+    with transaction.atomic():
+        # FOR UPDATE on the tasks: storing a candidate takes KEY SHARE on its task, so a generation chunk
+        # can't add one between this check and the rewrite (it waits, or it committed and is seen here).
+        locked = list(Task.objects.select_for_update().filter(pk__in=task_ids).order_by("pk"))
+        with_candidates = sorted(
+            Task.objects.filter(pk__in=task_ids, candidates__isnull=False).values_list("key", flat=True).distinct()
+        )
+        if with_candidates:
+            raise ValidationError(
+                f"these tasks already have candidates, so their masking is fixed: {', '.join(with_candidates[:10])}"
+            )
+        now = timezone.now()
+        for task in locked:
+            masked = mask_rule(task.full_task, seed=seed, fraction=fraction, key=task.key)
+            task.masked_task, task.hidden_facts, task.updated_at = masked.masked_task, masked.hidden_facts, now
+            task.full_clean(validate_unique=False)  # the key does not change
+        Task.objects.bulk_update(locked, ["masked_task", "hidden_facts", "updated_at"], batch_size=IMPORT_BATCH)
+    return len(locked)
+
+
+def study_set_status(*, study: Study, status: str) -> Study:
+    """Open a study for annotation or close it (judgments stop at once: submits re-check under a lock)."""
+    if status not in StudyStatus.values:
+        raise ValidationError(f"unknown study status '{status}'")
+    with transaction.atomic():
+        study = Study.objects.select_for_update().get(pk=study.pk)
+        study.status = status
+        study.full_clean()
+        study.save(update_fields=["status"])
+    return study
 
 
 # --- Judging: the assignment engine and judgments -------------------------------------------------

@@ -8,6 +8,7 @@ import os
 from celery import Celery
 from kombu import Queue
 
+# Not a read: where to find the settings, which read the environment (time limits included, via CELERY_*).
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pigplatform.settings")
 
 app = Celery("pigplatform")
@@ -26,8 +27,6 @@ app.conf.update(
     # One message at a time per worker process: generation chunks and training runs are long, so
     # prefetching would hide work from idle workers.
     worker_prefetch_multiplier=1,
-    task_soft_time_limit=int(os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT", 3600)),
-    task_time_limit=int(os.environ.get("CELERY_TASK_TIME_LIMIT", 3900)),
     task_reject_on_worker_lost=True,
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,

@@ -15,3 +15,5 @@ os.environ.setdefault("CSRF_COOKIE_SECURE", "0")
 # Tests serve static files by their source names (no collectstatic run); tests/test_static.py checks the
 # production set-up (hashed names from collectstatic) on its own.
 os.environ.setdefault("PIG_STATIC_MANIFEST", "0")
+# Generation retries in tests: Celery backoff from 1 s (its smallest factor), full jitter, so 0–1 s first.
+os.environ.setdefault("PIG_GENERATION_RETRY_BASE_S", "1")

@@ -5,8 +5,7 @@ Writes are services (keyword-only, atomic). A job is split into chunks; each chu
 
 from __future__ import annotations
 
-import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +20,18 @@ from annotation.blinding import compile_patterns, find_self_identification
 from annotation.models import Candidate, Task
 from pigplatform.queueing import enqueue_on_commit
 
-from .backends import Backend, get_backend
+from .backends import Backend, backend_needs_loading, get_backend
 from .matching import LexicalMatcher, Matcher, split_sentences
-from .models import AutoEvalResult, ChunkStatus, GenerationChunk, GenerationJob, JobStatus, System
+from .models import (
+    FINISHED_STATUSES,
+    AutoEvalJob,
+    AutoEvalResult,
+    ChunkStatus,
+    GenerationChunk,
+    GenerationJob,
+    JobStatus,
+    System,
+)
 from .models import Backend as BackendChoice
 from .pipeline import TaskInput, run_pipeline
 from .rewards import RewardWeights, elicitation_reward
@@ -35,11 +43,14 @@ MIN_CHUNK, MAX_CHUNK = 8, 32
 
 
 def system_backend(system: System) -> Backend:
+    params = system.generation_params or {}
+    endpoint = system.endpoint
+    api_key = ""
+    if system.backend == BackendChoice.OPENAI:
+        endpoint = endpoint or settings.PIG["OPENAI_BASE_URL"]
+        api_key = settings.PIG_API_KEYS.get(str(params.get("api_key_env") or "OPENAI_API_KEY"), "")
     return get_backend(
-        backend=system.backend,
-        model_path=system.model_path,
-        endpoint=system.endpoint,
-        params=system.generation_params or {},
+        backend=system.backend, model_path=system.model_path, endpoint=endpoint, params=params, api_key=api_key
     )
 
 
@@ -170,7 +181,7 @@ def generation_chunk_claim(*, chunk_id: int) -> GenerationChunk | None:
     """Mark the chunk running (a redelivered or retried chunk may be claimed again). None: nothing to do."""
     now = timezone.now()
     claimed = GenerationChunk.objects.filter(pk=chunk_id, status__in=[ChunkStatus.QUEUED, ChunkStatus.RUNNING]).update(
-        status=ChunkStatus.RUNNING, attempts=F("attempts") + 1
+        status=ChunkStatus.RUNNING, attempts=F("attempts") + 1, progress=0, stage=""
     )
     if not claimed:
         return None
@@ -199,12 +210,17 @@ def generation_chunk_run(*, chunk: GenerationChunk) -> None:
     params.setdefault("seed", job.pk)
     outputs = []
     if tasks:
+        backend = system_backend(system)
+        if backend_needs_loading(backend):
+            _chunk_report(chunk.pk, stage=STAGE_LOADING)
+            backend.load()  # type: ignore[attr-defined]
         outputs = run_pipeline(
             [TaskInput(t.key, t.masked_task, list(t.hidden_facts or [])) for t in tasks],
-            backend=system_backend(system),
+            backend=backend,
             params=params,
             simulator=make_simulator(job.simulator, system),
             simulator_name=job.simulator,
+            on_progress=lambda stage, finished: _chunk_report(chunk.pk, stage=stage, progress=finished),
         )
     by_key = {t.key: t for t in tasks}
     present = existing | {t.pk for t in tasks}
@@ -212,14 +228,31 @@ def generation_chunk_run(*, chunk: GenerationChunk) -> None:
         with transaction.atomic():
             created = skipped = 0
             errors = [{"task_key": f"#{pk}", "error": "task was deleted"} for pk in chunk.task_ids if pk not in present]
+            # Lock the tasks and compare them with what was generated from: re-masking (tasks_mask) takes
+            # FOR UPDATE on them and refuses tasks with candidates, so either it sees these candidates, or
+            # this sees its rewrite and stores nothing for a masked task that no longer exists.
+            current = {
+                t["pk"]: (t["masked_task"], t["hidden_facts"])
+                for t in Task.objects.select_for_update(no_key=True)
+                .filter(pk__in=[t.pk for t in tasks])
+                .order_by("pk")
+                .values("pk", "masked_task", "hidden_facts")
+            }
             tokens = 0
             # Output that names a system or vendor would unblind annotators: flag it (studies leave it out).
             patterns = compile_patterns(
                 System.objects.values_list("name", flat=True), getattr(settings, "PIG_BLINDING_PATTERNS", ())
             )
             for out in outputs:
+                task = by_key[out.key]
                 if out.error:
                     errors.append({"task_key": out.key, "error": out.error[:500]})
+                    continue
+                if task.pk not in current:
+                    errors.append({"task_key": out.key, "error": "task was deleted"})
+                    continue
+                if current[task.pk] != (task.masked_task, task.hidden_facts):
+                    errors.append({"task_key": out.key, "error": "the task changed while generating; generate again"})
                     continue
                 tokens += int(out.metadata.get("completion_tokens", 0))
                 try:
@@ -245,6 +278,17 @@ def generation_chunk_run(*, chunk: GenerationChunk) -> None:
     except ChunkAlreadySettled:
         return
     _finish_if_settled(job.pk)
+
+
+STAGE_LOADING = "loading model…"
+
+
+def _chunk_report(chunk_id: int, *, stage: str, progress: int | None = None) -> None:
+    # Autocommitted as it goes, for the job page; only a running chunk's live view is touched.
+    fields: dict[str, Any] = {"stage": stage}
+    if progress is not None:
+        fields["progress"] = progress
+    GenerationChunk.objects.filter(pk=chunk_id, status=ChunkStatus.RUNNING).update(**fields)
 
 
 def generation_chunk_fail(*, chunk: GenerationChunk, error: str) -> None:
@@ -309,6 +353,7 @@ def _finish_if_settled(job_id: int) -> None:
 class JobProgress:
     status: str
     total: int
+    # Tasks finished: settled chunks' count plus the tasks running chunks have finished so far.
     done: int
     skipped: int
     failed: int
@@ -318,33 +363,41 @@ class JobProgress:
     tokens_per_s: float
     eta_s: float | None
     cancel_requested: bool
+    # What the running chunks are doing ("loading model…", "writing outlines"), empty when none runs.
+    stage: str
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
 def generation_job_progress(*, job: GenerationJob) -> JobProgress:
+    running = list(job.chunks.filter(status=ChunkStatus.RUNNING).values_list("progress", "stage"))
+    done = min(job.total, job.done + sum(progress for progress, _ in running))
+    stages = sorted({stage for _, stage in running if stage})
+    # "loading model…" first: while one worker loads, that is what the researcher is waiting for.
+    stages.sort(key=lambda s: s != STAGE_LOADING)
     if job.started_at:
         end = job.finished_at or timezone.now()
         elapsed = max(0.0, (end - job.started_at).total_seconds())
     else:
         elapsed = 0.0
-    finished = job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+    finished = job.status in FINISHED_STATUSES
     eta = None
-    if not finished and job.done and elapsed:
-        eta = elapsed / job.done * (job.total - job.done)
+    if not finished and done and elapsed:
+        eta = elapsed / done * (job.total - done)
     return JobProgress(
         status=job.status,
         total=job.total,
-        done=job.done,
+        done=done,
         skipped=job.skipped,
         failed=job.failed,
         tokens=job.tokens,
-        percent=round(100.0 * job.done / job.total, 1) if job.total else 0.0,
+        percent=round(100.0 * done / job.total, 1) if job.total else 0.0,
         elapsed_s=round(elapsed, 1),
         tokens_per_s=round(job.tokens / elapsed, 1) if elapsed else 0.0,
         eta_s=round(eta, 1) if eta is not None else None,
         cancel_requested=job.cancel_requested,
+        stage=", ".join(stages) if not finished else "",
     )
 
 
@@ -428,8 +481,13 @@ def auto_eval_run(
     baseline: System | None = None,
     matcher: str = "embedding",
     n_boot: int = 2000,
+    progress: Callable[[int, int], None] | None = None,
+    job: AutoEvalJob | None = None,
 ) -> list[AutoEvalResult]:
-    """Score every system's candidates on the split's tasks and store one AutoEvalResult per system."""
+    """Score every system's candidates on the split's tasks and store one AutoEvalResult per system.
+
+    `progress(scored, total)` is called after each candidate; with `job`, the results are stored with it
+    and the job is marked succeeded in the same transaction (once, whoever else ran it too)."""
     if not systems:
         raise ValidationError("choose at least one system")
     match = make_matcher(matcher)
@@ -439,7 +497,8 @@ def auto_eval_run(
         candidates = candidates.filter(task__split=split)
     scores: dict[int, dict[int, dict[str, float]]] = {s.pk: {} for s in everyone}
     by_system = {s.pk: s for s in everyone}
-    for cand in candidates.order_by("task_id"):
+    total = candidates.count() if progress is not None else 0
+    for scored, cand in enumerate(candidates.order_by("task_id"), start=1):
         system = by_system[cand.system_id]
         weights = RewardWeights(max_questions=int((system.generation_params or {}).get("max_questions", 5)))
         scores[cand.system_id][cand.task_id] = candidate_scores(
@@ -450,8 +509,12 @@ def auto_eval_run(
             matcher=match,
             weights=weights,
         )
+        if progress is not None:
+            progress(scored, total)
     results = []
     with transaction.atomic():
+        if job is not None:
+            _auto_eval_job_settle(job)
         for system in systems:
             mine = scores[system.pk]
             metrics: dict[str, Any] = {
@@ -473,7 +536,7 @@ def auto_eval_run(
                 }
             results.append(
                 AutoEvalResult.objects.create(
-                    system=system, baseline=baseline, split=split, n_tasks=len(mine), metrics=_finite(metrics)
+                    job=job, system=system, baseline=baseline, split=split, n_tasks=len(mine), metrics=_finite(metrics)
                 )
             )
     return results
@@ -488,28 +551,13 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def retry_countdown(retries: int, base_s: float, cap_s: float = 600.0) -> float:
-    return min(cap_s, base_s * 2**retries) * (0.5 + random.random() / 2)
+class AutoEvalJobSettled(Exception):
+    """Another delivery of the same job stored its results first."""
 
 
-def tasks_mask(*, tasks: Iterable[Task], seed: int = 0, fraction: float = 0.5) -> int:
-    """Re-derive masked_task and hidden_facts from full_task with the rule method.
-
-    Refuses (changing nothing) when any task already has candidates: they answer the old masked task."""
-    from .masking import mask_rule
-
-    tasks = list(tasks)
-    with_candidates = sorted(
-        Task.objects.filter(pk__in=[t.pk for t in tasks], candidates__isnull=False)
-        .values_list("key", flat=True)
-        .distinct()
-    )
-    if with_candidates:
-        raise ValidationError(
-            f"these tasks already have candidates, so their masking is fixed: {', '.join(with_candidates[:10])}"
-        )
-    with transaction.atomic():
-        for task in tasks:
-            masked = mask_rule(task.full_task, seed=seed, fraction=fraction, key=task.key)
-            Task.objects.filter(pk=task.pk).update(masked_task=masked.masked_task, hidden_facts=masked.hidden_facts)
-    return len(tasks)
+def _auto_eval_job_settle(job: AutoEvalJob) -> None:
+    # Compare-and-set inside the transaction that stores the results: one delivery's results count.
+    if not AutoEvalJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+        status=JobStatus.SUCCEEDED, done=F("total"), finished_at=timezone.now()
+    ):
+        raise AutoEvalJobSettled

@@ -17,8 +17,9 @@ from django.views.decorators.http import require_POST
 
 from annotation.models import Split, Study, Task
 
-from .generation import SIMULATORS, auto_eval_run, generation_job_cancel, generation_job_progress, generation_job_start
-from .models import AutoEvalResult, Backend, GenerationJob, System
+from .auto_eval_jobs import auto_eval_job_start
+from .generation import SIMULATORS, generation_job_cancel, generation_job_progress, generation_job_start
+from .models import AutoEvalJob, AutoEvalResult, Backend, GenerationJob, JobStatus, System
 
 
 def _context(request: HttpRequest, title: str, **extra: object) -> dict[str, object]:
@@ -128,15 +129,31 @@ def auto_eval(request: HttpRequest) -> HttpResponse:
     form = AutoEvalForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        auto_eval_run(
-            systems=list(data["systems"]), split=data["split"], baseline=data["baseline"], matcher=data["matcher"]
-        )
-        messages.success(request, "Automatic evaluation stored.")
-        return redirect("generation:auto-eval")
+        try:
+            job = auto_eval_job_start(
+                systems=list(data["systems"]),
+                split=data["split"],
+                baseline=data["baseline"],
+                matcher=data["matcher"],
+                user=request.user,
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            job.refresh_from_db()  # enqueuing happens after commit; a broker outage is recorded here
+            if job.error:
+                messages.error(request, f"Auto-eval #{job.pk}: {job.error}")
+            else:
+                messages.success(request, f"Auto-eval #{job.pk} queued: a generation worker scores the candidates.")
+            return redirect("generation:auto-eval")
     results = AutoEvalResult.objects.select_related("system", "baseline")[:50]
     rows = [_flat(r) for r in results]
+    jobs = list(AutoEvalJob.objects.select_related("baseline").prefetch_related("systems")[:10])
+    live = any(job.status in (JobStatus.QUEUED, JobStatus.RUNNING) for job in jobs)
     return TemplateResponse(
-        request, "training/generation_auto_eval.html", _context(request, "Automatic evaluation", form=form, rows=rows)
+        request,
+        "training/generation_auto_eval.html",
+        _context(request, "Automatic evaluation", form=form, rows=rows, jobs=jobs, live=live),
     )
 
 

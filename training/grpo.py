@@ -158,14 +158,15 @@ def launch_command(
     deepspeed_config: str = "",
     run_id: int | None = None,
     python: str = sys.executable,
+    cpu_threads: int = 0,
 ) -> list[str]:
     """The `accelerate launch` command line: one process on CPU, N processes (optionally DeepSpeed) on GPUs."""
     cmd = [python, "-m", "accelerate.commands.launch", "--num_machines", "1", "--dynamo_backend", "no"]
     cmd += ["--num_processes", str(num_processes), "--mixed_precision", "no"]
     if device == "cpu":
         # Small models train several times faster with one thread than with threads fighting over few cores.
-        threads = os.environ.get("PIG_TRAINING_CPU_THREADS") or str(os.cpu_count() or 1)
-        cmd += ["--cpu", "--num_cpu_threads_per_process", threads]
+        threads = cpu_threads or os.cpu_count() or 1
+        cmd += ["--cpu", "--num_cpu_threads_per_process", str(threads)]
     elif deepspeed_config:
         cmd += ["--use_deepspeed", "--deepspeed_config_file", deepspeed_config]
     elif num_processes > 1:

@@ -45,6 +45,10 @@ class JobStatus(models.TextChoices):
     CANCELLED = "cancelled"
 
 
+# Nothing more will happen to a job or run in one of these states (until a researcher resumes it).
+FINISHED_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
 class GenerationJob(models.Model):
     """Generate candidates for a set of tasks with one system; progress counted per (task, system)."""
 
@@ -98,6 +102,11 @@ class GenerationChunk(models.Model):
     status = models.CharField(max_length=10, choices=ChunkStatus.choices, default=ChunkStatus.QUEUED)
     attempts = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    # Live view of the running attempt, written as it goes (not with the settle): tasks whose outline is
+    # final, and what the chunk is doing ("loading model…", "writing outlines"). Reset when (re)claimed;
+    # the job's own counters stay the exactly-once record.
+    progress = models.PositiveIntegerField(default=0)
+    stage = models.CharField(max_length=40, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -182,9 +191,36 @@ class TrainingMetric(models.Model):
         return f"{self.run} step {self.step}"
 
 
+class AutoEvalJob(models.Model):
+    """One automatic evaluation run by a worker (`generation.auto_eval`): the systems' candidates are scored
+    one by one (`done` of `total`), then one AutoEvalResult per system is stored with the job."""
+
+    systems = models.ManyToManyField(System, related_name="+")
+    baseline = models.ForeignKey(System, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    split = models.CharField(max_length=20, blank=True)
+    matcher = models.CharField(max_length=20, default="embedding")
+    status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Auto-eval job #{self.pk}"
+
+
 class AutoEvalResult(models.Model):
     """Automatic evaluation of one system on a task split (the paper's automatic metric)."""
 
+    job = models.ForeignKey(AutoEvalJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="results")
     system = models.ForeignKey(System, on_delete=models.CASCADE, related_name="auto_evals")
     baseline = models.ForeignKey(System, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     split = models.CharField(max_length=20, blank=True)

@@ -6,16 +6,21 @@ call for the whole chunk, so a GPU (or a CPU's vector units) works on many tasks
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .backends import Backend, GenerationResult
+from .backends import Backend, GenerationResult, generate_reporting
 from .parsing import parse_questions
 from .prompts import QUESTIONS_PROMPT_VERSION, questions_prompt
 from .simulator import SimulationItem, UserSimulator
 
 OUTLINE_PROMPT_VERSION = "outline-v1"
+# What a chunk is doing, shown on the job page; progress counts tasks whose outline is final.
+STAGE_QUESTIONS = "asking questions"
+STAGE_ANSWERS = "simulating answers"
+STAGE_OUTLINES = "writing outlines"
+Progress = Callable[[str, int], None]
 DEFAULT_MAX_QUESTIONS = 5
 MAX_TEXT = 20_000  # a runaway generation must not fill the database
 
@@ -66,11 +71,16 @@ def run_pipeline(
     params: dict[str, Any],
     simulator: UserSimulator,
     simulator_name: str = "",
+    on_progress: Progress | None = None,
 ) -> list[PipelineOutput]:
+    """Run the stages; `on_progress(stage, tasks_finished)` is called as each stage starts and as each
+    task's outline (or its failure) becomes final."""
     k = int(params.get("max_questions", DEFAULT_MAX_QUESTIONS))
+    report = on_progress or (lambda stage, finished: None)
     gen_params = {key: v for key, v in params.items() if key not in {"max_questions", "chunk_size"}}
     outputs = [PipelineOutput(key=t.key) for t in tasks]
 
+    report(STAGE_QUESTIONS, 0)
     started = time.perf_counter()
     q_results = backend.generate([questions_prompt(t.masked_task, k) for t in tasks], gen_params)
     q_seconds = time.perf_counter() - started
@@ -80,6 +90,8 @@ def run_pipeline(
         out.metadata["raw_questions"] = clean_text(result.text)
 
     live = [(t, o) for t, o in zip(tasks, outputs, strict=True) if not o.error]
+    finished = len(tasks) - len(live)  # a task whose questions failed is final already
+    report(STAGE_ANSWERS, finished)
     started = time.perf_counter()
     many = getattr(simulator, "answer_many", None)
     items = [SimulationItem(o.questions, t.hidden_facts, t.masked_task) for t, o in live]
@@ -92,9 +104,17 @@ def run_pipeline(
         out.answers = [clean_text(a.text) for a in answers]
         out.revealed = [sorted(set(a.revealed)) for a in answers]
 
+    report(STAGE_OUTLINES, finished)
+    outlines_done = 0
+
+    def outline_final(index: int) -> None:
+        nonlocal outlines_done
+        outlines_done += 1
+        report(STAGE_OUTLINES, finished + outlines_done)
+
     started = time.perf_counter()
-    o_results: list[GenerationResult] = backend.generate(
-        [outline_prompt(t.masked_task, o.questions, o.answers) for t, o in live], gen_params
+    o_results: list[GenerationResult] = generate_reporting(
+        backend, [outline_prompt(t.masked_task, o.questions, o.answers) for t, o in live], gen_params, outline_final
     )
     o_seconds = time.perf_counter() - started
     for (_, out), result in zip(live, o_results, strict=True):

@@ -24,7 +24,7 @@ from django.db import connections
 from pigplatform.celery import app
 
 from .grpo import launch_command
-from .models import JobStatus, TrainingRun
+from .models import Device, JobStatus, TrainingRun
 from .runs import (
     TrainingRunError,
     training_run_claim,
@@ -101,16 +101,17 @@ def supervise(*, run_id: int, attempt: int, resume: bool = False) -> str:
         spec = training_run_spec(run, resume=resume)
     except TrainingRunError as exc:
         training_run_finish(run_id=run_id, attempt=attempt, status=JobStatus.FAILED, error=str(exc))
-        return "failed"
+        return JobStatus.FAILED
     spec.supervisor_pid = os.getpid()
     Path(spec.output_dir).mkdir(parents=True, exist_ok=True)
     spec_path = spec.save(Path(spec.output_dir) / f"spec-attempt{attempt}.json")
     cmd = launch_command(
         spec_path,
-        device="cpu" if run.device == "cpu" else "auto",
+        device="cpu" if run.device == Device.CPU else "auto",
         num_processes=run.num_processes,
         deepspeed_config=run.deepspeed_config,
         run_id=run_id,
+        cpu_threads=settings.PIG["TRAINING_CPU_THREADS"],
     )
     env = {
         **os.environ,
@@ -119,7 +120,7 @@ def supervise(*, run_id: int, attempt: int, resume: bool = False) -> str:
         "PYTHONPATH": os.pathsep.join(filter(None, [str(settings.BASE_DIR), os.environ.get("PYTHONPATH")])),
         "TOKENIZERS_PARALLELISM": "false",
     }
-    if run.device == "cpu":
+    if run.device == Device.CPU:
         env["CUDA_VISIBLE_DEVICES"] = ""
     previous = (run.log + "\n") if resume and run.log else ""
     header = f"{previous}--- attempt {attempt}{' (resume)' if resume else ''}: {' '.join(cmd)}\n"

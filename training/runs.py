@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from annotation.jsonl import parse_jsonl, require_text, require_text_list
 from annotation.models import Task
 from pigplatform.queueing import enqueue_on_commit
 
@@ -28,7 +29,6 @@ from .models import Algorithm, Backend, Device, JobStatus, System, TrainingMetri
 from .rewards import reward_config_problems
 
 State = Literal["continue", "cancelled", "superseded"]
-FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 class TrainingRunError(Exception):
@@ -69,25 +69,22 @@ def training_run_tasks(run: TrainingRun) -> tuple[list[dict[str, Any]], list[str
 def _tasks_from_file(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     if not path.is_file():
         return [], [f"tasks file {path} does not exist"]
-    tasks, problems = [], []
-    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
-        if not line.strip():
-            continue
+    # The import parser: the same line numbers and reasons (bad JSON, invalid UTF-8, not an object…).
+    with path.open("rb") as handle:
+        rows, errors = parse_jsonl(handle)
+    problems = [(e.line, e.message) for e in errors]
+    tasks = []
+    for number, row in rows:
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(f"tasks file line {number}: bad JSON ({exc.msg})")
-            continue
-        masked, facts = (row.get("masked_task"), row.get("hidden_facts")) if isinstance(row, dict) else (None, None)
-        if not isinstance(masked, str) or not masked.strip():
-            problems.append(f"tasks file line {number}: masked_task must be a non-empty string")
-        elif not isinstance(facts, list) or not facts or not all(isinstance(f, str) for f in facts):
-            problems.append(f"tasks file line {number}: hidden_facts must be a non-empty list of strings")
+            masked = require_text(row, "masked_task")
+            facts = require_text_list(row, "hidden_facts")
+        except ValueError as exc:
+            problems.append((number, str(exc)))
         else:
             tasks.append({"masked_task": masked, "hidden_facts": facts})
     if not tasks and not problems:
-        problems.append(f"tasks file {path} holds no tasks")
-    return tasks, problems[:20]
+        return [], [f"tasks file {path} holds no tasks"]
+    return tasks, [f"tasks file line {number}: {message}" for number, message in sorted(problems)[:20]]
 
 
 def training_run_is_dead(run: TrainingRun, *, now: Any = None, dead_after: timedelta | None = None) -> bool:
@@ -152,6 +149,7 @@ def training_run_create(
     device: str = Device.AUTO,
     num_processes: int = 1,
     deepspeed_config: str = "",
+    algorithm: str = Algorithm.GRPO,
     created_by: Any = None,
 ) -> TrainingRun:
     run = TrainingRun(
@@ -161,7 +159,7 @@ def training_run_create(
         task_split=task_split,
         task_study=task_study,
         tasks_file=tasks_file,
-        algorithm=Algorithm.GRPO,
+        algorithm=algorithm,
         reward_config=reward_config or {},
         hyperparameters=hyperparameters or {},
         device=device,
@@ -172,6 +170,42 @@ def training_run_create(
     run.max_steps = _max_steps(run)
     run.full_clean()
     run.save()
+    return run
+
+
+CONFIG_FIELDS = (
+    "name",
+    "base_system",
+    "base_model_path",
+    "task_split",
+    "task_study",
+    "tasks_file",
+    "algorithm",
+    "reward_config",
+    "hyperparameters",
+    "device",
+    "num_processes",
+    "deepspeed_config",
+)
+
+
+def training_run_update(*, run: TrainingRun, **changes: Any) -> TrainingRun:
+    """Change a run's configuration before it is first launched; afterwards its checkpoints were trained
+    with this configuration, so resume must not see another one."""
+    unknown = set(changes) - set(CONFIG_FIELDS)
+    if unknown:
+        raise TrainingRunError(f"not configuration fields: {', '.join(sorted(unknown))}")
+    if not changes:
+        return run
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().get(pk=run.pk)
+        if run.started_at is not None:
+            raise TrainingRunError(f"run {run.name} was launched: its configuration is fixed")
+        for name, value in changes.items():
+            setattr(run, name, value)
+        run.max_steps = _max_steps(run)
+        run.full_clean()
+        run.save(update_fields=[*changes, "max_steps"])
     return run
 
 

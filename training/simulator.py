@@ -62,7 +62,6 @@ class SimulationItem:
     masked_task: str = ""
 
 
-SIMULATOR_PROMPT_VERSION = "sim-v1"
 SIMULATOR_SYSTEM_PROMPT = (
     "You are role-playing the user who wrote the request below. You know some private facts about what "
     "you want. Answer the assistant's clarification question using ONLY these facts. Answer only what is "

@@ -13,7 +13,7 @@ from django.template.loader import render_to_string
 from django.utils.html import escape
 from django.views.decorators.http import require_GET
 
-from .models import TrainingRun
+from .models import JobStatus, TrainingRun
 from .runs import training_run_curve, training_run_is_dead
 
 PANELS = (
@@ -100,9 +100,9 @@ def run_curve_svg(run: TrainingRun) -> str:
 def run_status_label(run: TrainingRun) -> str:
     if training_run_is_dead(run):
         return "dead (no heartbeat; resumable)"
-    if run.status == "queued" and run.enqueued_at is None:
+    if run.status == JobStatus.QUEUED and run.enqueued_at is None:
         return "not started"
-    if run.status == "running" and run.cancel_requested:
+    if run.status == JobStatus.RUNNING and run.cancel_requested:
         return "cancelling"
     return run.status
 
@@ -113,7 +113,7 @@ def run_progress_context(run: TrainingRun) -> dict:
         "status_label": run_status_label(run),
         "curve_svg": run_curve_svg(run),
         "completions": run.last_completions or [],
-        "live": run.status in ("queued", "running"),
+        "live": run.status in (JobStatus.QUEUED, JobStatus.RUNNING),
     }
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -14,9 +15,27 @@ from annotation.services import (
     candidates_clear_blinding_flags,
     candidates_import,
     study_build_comparisons,
+    study_set_status,
     tasks_import,
+    tasks_mask,
 )
-from training.admin.generation import generate_candidates, mask_tasks
+
+
+@admin.action(description="Generate candidates…")
+def generate_candidates(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Task]) -> HttpResponse:
+    # The generation app's form takes the chosen tasks from the URL (no import of its admin or views).
+    ids = ",".join(str(pk) for pk in queryset.values_list("pk", flat=True))
+    return HttpResponseRedirect(f"{reverse('generation:start')}?ids={ids}")
+
+
+@admin.action(description="Mask from the full task (rule method, seed 0)")
+def mask_tasks(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Task]) -> None:
+    try:
+        count = tasks_mask(tasks=queryset)
+    except ValidationError as exc:
+        modeladmin.message_user(request, "; ".join(exc.messages), level=messages.ERROR)
+    else:
+        modeladmin.message_user(request, f"{count} task(s) masked.")
 
 
 class UploadMixin:
@@ -146,13 +165,15 @@ class StudyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Open for annotation")
     def open_studies(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
-        updated = queryset.update(status=StudyStatus.OPEN)
-        self.message_user(request, f"{updated} studies opened")
+        for study in queryset:
+            study_set_status(study=study, status=StudyStatus.OPEN)
+        self.message_user(request, f"{len(queryset)} studies opened")
 
     @admin.action(description="Close (no more judgments)")
     def close_studies(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
-        updated = queryset.update(status=StudyStatus.CLOSED)
-        self.message_user(request, f"{updated} studies closed")
+        for study in queryset:
+            study_set_status(study=study, status=StudyStatus.CLOSED)
+        self.message_user(request, f"{len(queryset)} studies closed")
 
 
 @admin.register(Comparison)

@@ -7,9 +7,9 @@ report = preference_report(table, reference="o3-mini")
 
 from __future__ import annotations
 
+from .proportions import holm, items_needed, sign_test, wilson
 from .report import DEFAULT_BOOT, preference_report
 from .table import CHOICES, OPTIONAL, REQUIRED, Table, TableError, make_table, oriented, table_from_rows
-from .tests import holm, items_needed, sign_test, wilson
 
 __all__ = [
     "CHOICES",

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from . import agreement, bt
+from .proportions import holm, items_needed, sign_test, wilson
 from .table import TIE, Table, oriented
-from .tests import holm, items_needed, sign_test, wilson
 
 DEFAULT_BOOT = 1000
 

@@ -17,7 +17,7 @@ from statsmodels.stats.proportion import proportion_confint
 from annotation.stats import TableError, make_table, preference_report, table_from_rows
 from annotation.stats.agreement import cohen_kappa_mean, krippendorff_alpha_nominal, percent_agreement
 from annotation.stats.bt import ELO_SCALE
-from annotation.stats.tests import items_needed, wilson_half_width
+from annotation.stats.proportions import items_needed, wilson_half_width
 
 SYSTEMS = ["ours", "o3-mini", "gpt-4o", "llama"]
 

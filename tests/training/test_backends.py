@@ -52,10 +52,52 @@ def test_openai_backend_does_not_retry_a_refused_request_and_reports_it_per_prom
     assert len(server.requests) == 2
 
 
-def test_openai_backend_reads_the_key_from_the_variable_the_system_names(monkeypatch):
-    monkeypatch.setenv("BOB_KEY", "sk-bob")
-    backend = OpenAIBackend.from_config(model="m", endpoint="http://127.0.0.1:1/v1", params={"api_key_env": "BOB_KEY"})
-    assert backend.api_key == "sk-bob"
+@pytest.mark.django_db
+def test_openai_backend_gets_the_key_from_the_variable_the_system_names(settings):
+    from tests.factories import SystemFactory
+    from training.generation import system_backend
+
+    settings.PIG_API_KEYS = {"BOB_KEY": "sk-bob", "OPENAI_API_KEY": "sk-shared"}
+    bob = SystemFactory(backend="openai", endpoint="http://127.0.0.1:1/v1", model_path="m",
+                        generation_params={"api_key_env": "BOB_KEY"})  # fmt: skip
+    shared = SystemFactory(backend="openai", endpoint="http://127.0.0.1:1/v1", model_path="m")
+    assert system_backend(bob).api_key == "sk-bob"
+    assert system_backend(shared).api_key == "sk-shared"
+
+
+@pytest.mark.django_db
+def test_the_site_secret_key_can_never_be_named_as_an_api_key(settings):
+    from tests.factories import SystemFactory
+    from training.generation import system_backend
+
+    assert "SECRET_KEY" not in settings.PIG_API_KEYS
+    thief = SystemFactory(backend="openai", endpoint="http://127.0.0.1:1/v1", model_path="m",
+                          generation_params={"api_key_env": "SECRET_KEY"})  # fmt: skip
+    assert system_backend(thief).api_key == ""
+
+
+def test_the_backend_cache_keys_on_everything_that_shapes_the_client():
+    url = "http://127.0.0.1:1/v1"
+    first = get_backend(backend="openai", model_path="m", endpoint=url, params={"api_key_env": "A"}, api_key="k1")
+    # Another key, another timeout or another variable: another client.
+    assert (
+        get_backend(backend="openai", model_path="m", endpoint=url, params={"api_key_env": "B"}, api_key="k1")
+        is not first
+    )
+    assert (
+        get_backend(backend="openai", model_path="m", endpoint=url, params={"api_key_env": "A"}, api_key="k2")
+        is not first
+    )
+    other_timeout = get_backend(
+        backend="openai", model_path="m", endpoint=url, params={"api_key_env": "A", "timeout_s": 5}, api_key="k1"
+    )
+    assert other_timeout is not first
+    assert other_timeout.timeout == 5
+    # Per-call sampling options are not part of the client: the same instance serves both systems.
+    same = get_backend(
+        backend="openai", model_path="m", endpoint=url, params={"api_key_env": "A", "temperature": 0.9}, api_key="k1"
+    )
+    assert same is first
 
 
 def test_openai_backend_retries_a_refused_connection_with_backoff():

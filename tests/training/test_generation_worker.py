@@ -79,8 +79,7 @@ def test_the_tiny_model_generates_candidates_through_a_worker_and_a_rerun_is_ide
     assert (job.done, job.skipped) == (10, 0)
 
 
-def test_a_chunk_that_fails_is_retried_without_duplicates(worker, monkeypatch):
-    monkeypatch.setattr(generation_tasks, "RETRY_BASE_S", 0.05)
+def test_a_chunk_that_fails_is_retried_without_duplicates(worker):
     with ChatServer(lambda body, n: (503, "warming up") if n <= 1 else scripted_reply(body, n)) as server:
         system = SystemFactory(
             backend=Backend.OPENAI,

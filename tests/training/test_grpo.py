@@ -89,8 +89,8 @@ def test_the_launcher_uses_accelerate_with_one_cpu_process_or_deepspeed_on_gpus(
 
 
 def _launch(spec: TrainingSpec, path: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PIG_TRAINING_CPU_THREADS": "1", "PYTHONPATH": str(settings.BASE_DIR)}
-    cmd = launch_command(spec.save(path), device="cpu")
+    env = {**os.environ, "PYTHONPATH": str(settings.BASE_DIR)}
+    cmd = launch_command(spec.save(path), device="cpu", cpu_threads=1)
     return subprocess.run(cmd, cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=300)
 
 

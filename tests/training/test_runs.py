@@ -111,7 +111,7 @@ def test_a_tasks_file_is_checked_line_by_line(model_dir, tmp_path):
     run = _run(model_dir, task_split="", tasks_file=str(path))
     problems = training_run_validate(run=run)
     assert "tasks file line 2: bad JSON" in problems[0]
-    assert "tasks file line 3: masked_task must be a non-empty string" in problems[1]
+    assert "tasks file line 3: field 'masked_task' is empty" in problems[1]
 
 
 def test_a_run_cannot_be_started_twice(model_dir, django_capture_on_commit_callbacks):

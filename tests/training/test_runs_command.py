@@ -68,8 +68,8 @@ def test_a_bad_config_is_refused_with_the_reason(config, tmp_path):
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(not uses_postgres(), reason="the training process must reach the test database")
-def test_inline_runs_to_completion_without_a_worker(config, tiny_model_dir, monkeypatch, capsys):
-    monkeypatch.setenv("PIG_TRAINING_CPU_THREADS", "1")
+def test_inline_runs_to_completion_without_a_worker(config, tiny_model_dir, settings, capsys):
+    settings.PIG = {**settings.PIG, "TRAINING_CPU_THREADS": 1}
     make_train_tasks(2)
     call_command("train", config=config(CONFIG.format(name="inline-run", model=tiny_model_dir)), inline=True)
     run = TrainingRun.objects.get(name="inline-run")

@@ -39,8 +39,7 @@ pytestmark = [pytest.mark.slow, needs_broker, pytest.mark.django_db(transaction=
 
 @pytest.fixture(autouse=True)
 def _fast_cpu(settings, tmp_path, monkeypatch):
-    settings.PIG = {**settings.PIG, "RUNS_DIR": tmp_path / "runs"}
-    monkeypatch.setenv("PIG_TRAINING_CPU_THREADS", "1")
+    settings.PIG = {**settings.PIG, "RUNS_DIR": tmp_path / "runs", "TRAINING_CPU_THREADS": 1}
     make_train_tasks()
 
 

@@ -1,17 +1,15 @@
-"""Admin for generation: jobs with a live progress page, auto-eval results, and the Task actions
-"Generate candidates…" and "Mask (rule method)" (wired into TaskAdmin)."""
+"""Admin for generation: jobs with a live progress page and auto-eval results. (The Task list's
+"Generate candidates…" action lives with TaskAdmin and links to the generation form by URL.)"""
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
-from annotation.models import Task
-from training.generation import generation_job_cancel, generation_job_progress, generation_job_reenqueue, tasks_mask
+from training.generation import generation_job_cancel, generation_job_progress, generation_job_reenqueue
 from training.models import AutoEvalResult, GenerationChunk, GenerationJob
 
 
@@ -89,22 +87,6 @@ class AutoEvalResultAdmin(admin.ModelAdmin):
             "title": "Auto-eval results (run and export at /generation/auto-eval/)",
         }
         return super().changelist_view(request, extra_context)
-
-
-@admin.action(description="Generate candidates…")
-def generate_candidates(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Task]):  # type: ignore[no-untyped-def]
-    ids = ",".join(str(pk) for pk in queryset.values_list("pk", flat=True))
-    return HttpResponseRedirect(f"{reverse('generation:start')}?ids={ids}")
-
-
-@admin.action(description="Mask from the full task (rule method, seed 0)")
-def mask_tasks(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Task]) -> None:
-    try:
-        count = tasks_mask(tasks=queryset)
-    except ValidationError as exc:
-        modeladmin.message_user(request, "; ".join(exc.messages), level=messages.ERROR)
-    else:
-        modeladmin.message_user(request, f"{count} task(s) masked.")
 
 
 @admin.register(GenerationChunk)

@@ -9,34 +9,23 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from training.grpo import merged_hyperparameters
-from training.models import TrainingRun
+from training.models import JobStatus, TrainingRun
 from training.runs import (
+    CONFIG_FIELDS,
     TrainingRunError,
     training_run_can_cancel,
     training_run_can_reenqueue,
     training_run_can_resume,
     training_run_can_start,
     training_run_cancel,
+    training_run_create,
     training_run_reenqueue,
     training_run_resume,
     training_run_start,
+    training_run_update,
 )
 from training.views_runs import run_progress_context, run_status_label
 
-CONFIG_FIELDS = (
-    "name",
-    "base_system",
-    "base_model_path",
-    "task_split",
-    "task_study",
-    "tasks_file",
-    "algorithm",
-    "reward_config",
-    "hyperparameters",
-    "device",
-    "num_processes",
-    "deepspeed_config",
-)
 STATE_FIELDS = (
     "status",
     "attempt",
@@ -96,12 +85,17 @@ class TrainingRunAdmin(admin.ModelAdmin):
     def progress(self, run: TrainingRun) -> str:
         return f"{run.step} / {run.max_steps}"
 
-    def save_model(self, request: HttpRequest, obj: TrainingRun, form, change: bool) -> None:
-        if not change:
-            obj.created_by = request.user
-        steps = merged_hyperparameters(obj.hyperparameters if isinstance(obj.hyperparameters, dict) else {})
-        obj.max_steps = steps["max_steps"] if isinstance(steps["max_steps"], int) and steps["max_steps"] > 0 else 0
-        super().save_model(request, obj, form, change)
+    def save_model(self, request: HttpRequest, obj: TrainingRun, form, change: bool) -> None:  # type: ignore[no-untyped-def]
+        # Through the services like every other write (full_clean, max_steps derived in one place).
+        values = {name: form.cleaned_data[name] for name in CONFIG_FIELDS if name in form.cleaned_data}
+        if change:
+            run = training_run_update(run=obj, **{k: v for k, v in values.items() if k in form.changed_data})
+        else:
+            run = training_run_create(**values, created_by=request.user)
+        # The admin goes on with `obj` (change message, redirect): give it the stored row's state.
+        for field in TrainingRun._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(run, field.attname))
+        obj._state.adding = False
 
     def get_urls(self):
         own = [
@@ -131,7 +125,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
             self.message_user(request, f"Run “{run.name}”: {exc}", messages.ERROR)
             return
         run.refresh_from_db()  # the broker is reached after commit: a failure to enqueue lands in run.error
-        if run.error and run.status in ("failed", "queued"):
+        if run.error and run.status in (JobStatus.FAILED, JobStatus.QUEUED):
             self.message_user(request, f"Run “{run.name}”: {run.error}", messages.ERROR)
         else:
             self.message_user(request, f"Run “{run.name}”: {label.lower()} requested ({run_status_label(run)}).")

@@ -6,8 +6,10 @@ process and cached (`get_backend`), so a Celery worker loads its model for the f
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,6 +33,11 @@ class TransientBackendError(BackendError):
     """Generation failed for a reason that may pass (rate limit, server error, timeout)."""
 
 
+# Called with a prompt's index as soon as that prompt's result is final (before the whole batch returns),
+# so a job can count progress per task although the batch runs as one call.
+OnResult = Callable[[int], None]
+
+
 class Backend(Protocol):
     name: str
     model: str
@@ -38,26 +45,71 @@ class Backend(Protocol):
     def generate(self, prompts: Sequence[Messages], params: dict[str, Any]) -> list[GenerationResult]: ...
 
 
-_CACHE: dict[tuple[str, str, str, str], Backend] = {}
+def generate_reporting(
+    backend: Backend, prompts: Sequence[Messages], params: dict[str, Any], on_result: OnResult | None
+) -> list[GenerationResult]:
+    """`backend.generate`, reporting each prompt as it finishes where the backend can tell (those that set
+    `reports_each_result`), else all of them when the batch returns."""
+    if on_result is not None and getattr(backend, "reports_each_result", False):
+        return backend.generate(prompts, params, on_result=on_result)  # type: ignore[call-arg]
+    results = backend.generate(prompts, params)
+    if on_result is not None:
+        for index in range(len(results)):
+            on_result(index)
+    return results
+
+
+def backend_needs_loading(backend: Backend) -> bool:
+    """True while a backend that holds a model has not loaded it yet in this process."""
+    return callable(getattr(backend, "load", None)) and not getattr(backend, "loaded", True)
+
+
+# The generation params each backend's client is built from. Only these reach the constructor, and all of
+# them are in the cache key, so two systems share a client exactly when it would be built identically
+# (per-call options such as temperature or max_new_tokens go to generate() and do not split the cache).
+CLIENT_PARAMS: dict[str, tuple[str, ...]] = {
+    "transformers": ("device", "torch_threads"),
+    "vllm": ("tensor_parallel_size", "dtype", "gpu_memory_utilization", "max_model_len", "seed", "enforce_eager"),
+    "openai": ("api_key_env", "timeout_s", "max_retries", "backoff_s", "max_backoff_s", "concurrency"),
+    "static": (),
+}
+
+_CACHE: dict[tuple[str, ...], Backend] = {}
 _LOCK = threading.Lock()
 
 
+def client_params(backend: str, params: dict[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (params or {}).items() if k in CLIENT_PARAMS.get(backend, ())}
+
+
+def cache_key(
+    *, backend: str, model_path: str, endpoint: str, params: dict[str, Any] | None, api_key: str
+) -> tuple[str, ...]:
+    shaping = json.dumps(client_params(backend, params), sort_keys=True, default=str)
+    # The key itself is not kept in the cache key, only a digest: two keys, two clients.
+    key_digest = hashlib.sha256(api_key.encode()).hexdigest() if api_key else ""
+    return (backend, model_path, endpoint, shaping, key_digest)
+
+
 def get_backend(
-    *, backend: str, model_path: str = "", endpoint: str = "", params: dict[str, Any] | None = None
+    *,
+    backend: str,
+    model_path: str = "",
+    endpoint: str = "",
+    params: dict[str, Any] | None = None,
+    api_key: str = "",
 ) -> Backend:
-    """The process-wide instance for this configuration (models load once per worker process)."""
-    params = params or {}
-    device = str(params.get("device", "auto"))
-    if backend == "vllm":
-        device = f"tp{params.get('tensor_parallel_size', 1)}"
-    key = (backend, model_path, endpoint, device)
+    """The process-wide instance for this configuration (models load once per worker process).
+
+    `api_key` is resolved by the caller (from settings), so this package never reads the environment."""
+    key = cache_key(backend=backend, model_path=model_path, endpoint=endpoint, params=params, api_key=api_key)
     with _LOCK:
         if key not in _CACHE:
-            _CACHE[key] = _create(backend, model_path, endpoint, params)
+            _CACHE[key] = _create(backend, model_path, endpoint, client_params(backend, params), api_key)
         return _CACHE[key]
 
 
-def _create(backend: str, model_path: str, endpoint: str, params: dict[str, Any]) -> Backend:
+def _create(backend: str, model_path: str, endpoint: str, params: dict[str, Any], api_key: str) -> Backend:
     if backend == "transformers":
         from .transformers import TransformersBackend
 
@@ -71,7 +123,7 @@ def _create(backend: str, model_path: str, endpoint: str, params: dict[str, Any]
     if backend == "openai":
         from .openai import OpenAIBackend
 
-        return OpenAIBackend.from_config(model=model_path, endpoint=endpoint, params=params)
+        return OpenAIBackend.from_config(model=model_path, endpoint=endpoint, params=params, api_key=api_key)
     if backend == "static":
         from .static import StaticBackend
 
@@ -79,17 +131,16 @@ def _create(backend: str, model_path: str, endpoint: str, params: dict[str, Any]
     raise BackendError(f"unknown backend '{backend}' (choose transformers, vllm, openai or static)")
 
 
-def clear_cache() -> None:
-    with _LOCK:
-        _CACHE.clear()
-
-
 __all__ = [
     "Backend",
     "BackendError",
     "GenerationResult",
     "Messages",
+    "OnResult",
     "TransientBackendError",
-    "clear_cache",
+    "backend_needs_loading",
+    "cache_key",
+    "client_params",
+    "generate_reporting",
     "get_backend",
 ]

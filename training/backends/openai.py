@@ -1,29 +1,30 @@
 """Any OpenAI-compatible chat-completions endpoint (`vllm serve`, hosted APIs for baselines).
 
-Base URL and model come from the System (endpoint, model_path); the key from the environment:
-`OPENAI_API_KEY`, or the variable named by the system's `api_key_env` parameter, so no secret is
-stored in the database. Only rate limits (429), server errors (5xx), timeouts and dropped connections
-are retried, with exponential backoff and jitter, a bounded number of times."""
+Base URL and model come from the System (endpoint, model_path; `OPENAI_BASE_URL` when the endpoint is
+empty); the key from the environment (`OPENAI_API_KEY`, or the variable named by the system's `api_key_env`
+parameter), read by settings.py and handed in by the caller, so no secret is stored in the database.
+Only rate limits (429), server errors (5xx), timeouts and dropped connections are retried, with
+exponential backoff and jitter, a bounded number of times."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
 import requests
 
-from . import BackendError, GenerationResult, Messages, TransientBackendError
+from . import BackendError, GenerationResult, Messages, OnResult, TransientBackendError
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
 class OpenAIBackend:
     name = "openai"
+    reports_each_result = True
 
     def __init__(
         self,
@@ -52,12 +53,11 @@ class OpenAIBackend:
         self.session = requests.Session()
 
     @classmethod
-    def from_config(cls, *, model: str, endpoint: str, params: dict[str, Any]) -> OpenAIBackend:
-        key_env = str(params.get("api_key_env") or "OPENAI_API_KEY")
+    def from_config(cls, *, model: str, endpoint: str, params: dict[str, Any], api_key: str = "") -> OpenAIBackend:
         return cls(
-            base_url=endpoint or os.environ.get("OPENAI_BASE_URL", ""),
+            base_url=endpoint,
             model=model,
-            api_key=os.environ.get(key_env, ""),
+            api_key=api_key,
             timeout=float(params.get("timeout_s", 60)),
             max_retries=int(params.get("max_retries", 4)),
             backoff_s=float(params.get("backoff_s", 1.0)),
@@ -111,13 +111,26 @@ class OpenAIBackend:
                 self._wait(attempt, retry_after)
         raise TransientBackendError(f"{self.base_url} still failing after {self.max_retries + 1} attempts: {last}")
 
-    def generate(self, prompts: Sequence[Messages], params: dict[str, Any]) -> list[GenerationResult]:
+    def generate(
+        self, prompts: Sequence[Messages], params: dict[str, Any], on_result: OnResult | None = None
+    ) -> list[GenerationResult]:
         if not prompts:
             return []
+        report = on_result or (lambda index: None)
         if self.concurrency == 1 or len(prompts) == 1:
-            return [self._one(m, params) for m in prompts]
+            results = []
+            for index, messages in enumerate(prompts):
+                results.append(self._one(messages, params))
+                report(index)
+            return results
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(prompts))) as pool:
-            return list(pool.map(lambda m: self._one(m, params), prompts))
+            futures = {pool.submit(self._one, messages, params): i for i, messages in enumerate(prompts)}
+            done: dict[int, GenerationResult] = {}
+            # Reported from this thread as each request finishes (the callback may use the database).
+            for future in as_completed(futures):
+                done[futures[future]] = future.result()
+                report(futures[future])
+        return [done[i] for i in range(len(prompts))]
 
 
 def _parse(response: requests.Response) -> GenerationResult:

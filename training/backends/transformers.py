@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import BackendError, GenerationResult, Messages
+from . import BackendError, GenerationResult, Messages, OnResult
 
 
 def sampling_kwargs(params: dict[str, Any]) -> dict[str, Any]:
@@ -28,6 +28,7 @@ def sampling_kwargs(params: dict[str, Any]) -> dict[str, Any]:
 
 class TransformersBackend:
     name = "transformers"
+    reports_each_result = True
 
     def __init__(self, model_path: str, device: str = "auto", threads: int = 0) -> None:
         self.model = model_path
@@ -38,6 +39,15 @@ class TransformersBackend:
         self._loaded: tuple[Any, Any, str] | None = None
         # A worker thread pool may share this instance; loading and generate() are not re-entrant.
         self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded is not None
+
+    def load(self) -> None:
+        """Load the model now (a job shows "loading model…" meanwhile), instead of inside the first batch."""
+        with self._lock:
+            self._load()
 
     def _load(self) -> tuple[Any, Any, str]:
         if self._loaded is None:
@@ -61,7 +71,9 @@ class TransformersBackend:
             self._loaded = (tokenizer, model, device)
         return self._loaded
 
-    def generate(self, prompts: Sequence[Messages], params: dict[str, Any]) -> list[GenerationResult]:
+    def generate(
+        self, prompts: Sequence[Messages], params: dict[str, Any], on_result: OnResult | None = None
+    ) -> list[GenerationResult]:
         if not prompts:
             return []
         import torch
@@ -75,15 +87,19 @@ class TransformersBackend:
             batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
             if "seed" in params:
                 torch.manual_seed(int(params["seed"]))
+            prompt_len = batch["input_ids"].shape[1]
+            eos_ids = _as_set(model.generation_config.eos_token_id) | _as_set(tokenizer.eos_token_id)
+            watch = _FinishedRows(prompt_len, eos_ids, on_result) if on_result is not None else None
             with torch.inference_mode():
                 output = model.generate(
                     **batch,
                     **sampling_kwargs(params),
                     pad_token_id=tokenizer.pad_token_id,
                     eos_token_id=model.generation_config.eos_token_id or tokenizer.eos_token_id,
+                    **({"stopping_criteria": [watch]} if watch is not None else {}),
                 )
-        prompt_len = batch["input_ids"].shape[1]
-        eos_ids = _as_set(model.generation_config.eos_token_id) | _as_set(tokenizer.eos_token_id)
+            if watch is not None:
+                watch.finish(len(prompts))  # rows that ran to max_new_tokens without an end token
         results = []
         for row, mask in zip(output, batch["attention_mask"], strict=True):
             new = row[prompt_len:].tolist()
@@ -95,6 +111,36 @@ class TransformersBackend:
             text = tokenizer.decode(new[:n_new], skip_special_tokens=True)
             results.append(GenerationResult(text.strip(), int(mask.sum()), n_new))
         return results
+
+
+class _FinishedRows:
+    """A stopping criterion that never stops anything: it watches which rows of the batch have produced an
+    end token and reports each one once, so progress moves per prompt while the batch stays one call."""
+
+    def __init__(self, prompt_len: int, eos_ids: set[int], on_result: OnResult) -> None:
+        self.prompt_len = prompt_len
+        self.eos_ids = sorted(eos_ids)
+        self.on_result = on_result
+        self.reported: set[int] = set()
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        new = input_ids[:, self.prompt_len :]
+        if new.shape[1] and self.eos_ids:
+            ended = torch.isin(new, torch.tensor(self.eos_ids, device=new.device)).any(dim=1)
+            for row in ended.nonzero().flatten().tolist():
+                self._report(row)
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    def finish(self, n: int) -> None:
+        for row in range(n):
+            self._report(row)
+
+    def _report(self, row: int) -> None:
+        if row not in self.reported:
+            self.reported.add(row)
+            self.on_result(row)
 
 
 def _as_set(value: Any) -> set[int]:

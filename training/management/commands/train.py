@@ -22,7 +22,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.models import Study
-from training.models import System, TrainingRun
+from training.models import FINISHED_STATUSES, JobStatus, System, TrainingRun
 from training.run_tasks import supervise
 from training.runs import TrainingRunError, training_run_create, training_run_start
 
@@ -82,7 +82,7 @@ def follow(run: TrainingRun, stdout, *, poll: float = 1.0) -> TrainingRun:
             last = run.metrics.order_by("-step").values_list("values", flat=True).first() or {}
             if "reward" in last:
                 bar.set_postfix(reward=f"{last['reward']:.3f}", loss=f"{last.get('loss', float('nan')):.4f}")
-            if run.status in ("succeeded", "failed", "cancelled"):
+            if run.status in FINISHED_STATUSES:
                 return run
             time.sleep(poll)
     finally:
@@ -114,7 +114,7 @@ def execute(command: BaseCommand, run: TrainingRun, *, wait: bool, inline: bool)
         run = training_run_start(run=run, enqueue=not inline)
     except TrainingRunError as exc:
         raise CommandError(str(exc)) from exc
-    if run.status == "failed":
+    if run.status == JobStatus.FAILED:
         raise CommandError(run.error)
     started = time.monotonic()
     if inline:
@@ -131,7 +131,7 @@ def execute(command: BaseCommand, run: TrainingRun, *, wait: bool, inline: bool)
     run.refresh_from_db()
     elapsed = time.monotonic() - started
     command.stdout.write(f"run {run.name}: {run.status} after {run.step} steps in {elapsed:.0f} s")
-    if run.status != "succeeded":
+    if run.status != JobStatus.SUCCEEDED:
         raise CommandError(run.error or run.status)
     system = run.systems.first()
     if system:
