@@ -1,124 +1,105 @@
 """Masking: from a fully specified task, make a partially specified one plus the facts it hides.
 
-Two methods:
-* `rule` — deterministic for a seed (and the task key): split into sentences and clauses, keep the core
-  request (the first imperative unit, else the first), hide a seeded fraction of the rest. The hidden
-  facts are exactly the removed units, and the masked task contains none of them verbatim.
-* `llm` — a model extracts the key facts, a seeded draw chooses which to hide, and the model rewrites
-  the request fluently without them (any verbatim leftover is cut out afterwards).
+Two methods, both checked by the same gate (`masking_gate.gate`) before anything is written:
+* `rule` — deterministic for (seed, key): find the key information (numbers, amounts, dates, durations,
+  names, explicit constraints; `masking_rules`), hide a seeded share of it, and rewrite the clauses that
+  held it. Each hidden fact is atomic: one slot, one value that is a span of the full request.
+* `llm` — a model lists the key facts as slot/value pairs, a seeded draw chooses which to hide, and the
+  model rewrites the request without them. Temperature 0 and the seed by default. Its output is never
+  patched up: what fails the gate is reported, then written by the rule method (`fallback="rule"`) or left out.
 Pure: no Django; the llm method takes any backend."""
 
 from __future__ import annotations
 
 import random
 import re
+import statistics
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .facts import Fact
+from .masking_gate import GateFailure, GateProblem, gate
+from .masking_rules import find_spans, normalise, rewrite
 from .parsing import _clean
 
 if TYPE_CHECKING:
     from .backends import Backend
 
-RULE_VERSION = "mask-rule-v1"
-LLM_VERSION = "mask-llm-v1"
-IMPERATIVES = frozenset(
-    """write draft create prepare plan outline design develop build make produce help compose give put
-    organize organise suggest propose recommend structure summarize summarise describe explain list
-    generate craft""".split()
-)
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[\"'(A-Z0-9])|\n+")
-_CLAUSE = re.compile(r";\s+")
+RULE_VERSION = "mask-rule-v2"
+LLM_VERSION = "mask-llm-v2"
+METHODS = ("rule", "llm")
+FALLBACKS = ("rule", "none")
 
 
 @dataclass(frozen=True)
 class MaskedTask:
     masked_task: str
-    hidden_facts: list[str]
+    facts: list[Fact]
+    method: str = "rule"
+    problems: list[GateProblem] = field(default_factory=list)
+
+    @property
+    def hidden_facts(self) -> list[str]:
+        return [f.text for f in self.facts]
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
 
 
-def segment(text: str) -> list[str]:
-    """Sentences, and clauses of sentences joined by semicolons."""
-    units: list[str] = []
-    for sentence in _SENTENCE.split(text.strip()):
-        parts = [p.strip() for p in _CLAUSE.split(sentence) if p.strip()]
-        for i, part in enumerate(parts):
-            if i < len(parts) - 1 and not part.endswith((".", "!", "?")):
-                part += "."
-            units.append(part[0].upper() + part[1:] if part else part)
-    return [u for u in units if len(u) > 1]
-
-
-def _is_core(unit: str) -> bool:
-    words = re.findall(r"[a-zA-Z']+", unit.lower())
-    if not words:
-        return False
-    if words[0] in IMPERATIVES or (words[0] == "please" and len(words) > 1 and words[1] in IMPERATIVES):
-        return True
-    return unit.lower().startswith(("i need", "i want", "i'd like", "i would like", "can you", "could you", "help me"))
-
-
-def _norm(text: str) -> str:
-    return re.sub(r"\s+", " ", text.lower()).strip().rstrip(".!?;:").strip()
-
-
-def contains_verbatim(masked_task: str, fact: str) -> bool:
-    return bool(_norm(fact)) and _norm(fact) in _norm(masked_task)
+def contains_verbatim(masked_task: str, value: str) -> bool:
+    return bool(normalise(value)) and normalise(value) in normalise(masked_task)
 
 
 def mask_rule(full_task: str, *, seed: int = 0, fraction: float = 0.5, key: str = "") -> MaskedTask:
+    """Hide a seeded `fraction` of the key-information spans (at least one when there is any)."""
     if not 0 <= fraction <= 1:
         raise ValueError("fraction must be between 0 and 1")
-    units = segment(full_task)
-    if not units:
+    if not full_task.strip():
         raise ValueError("the task is empty")
-    core = next((i for i, u in enumerate(units) if _is_core(u)), 0)
-    rest = [i for i in range(len(units)) if i != core]
-    n_hide = round(fraction * len(rest))
-    if fraction > 0 and rest and n_hide == 0:
-        n_hide = 1
-    # Seeded by seed and key: reproducible per task, yet tasks don't all lose the same positions.
-    rng = random.Random(f"{seed}:{key}")
-    hidden = set(rng.sample(rest, n_hide))
-    # A kept unit that repeats a hidden one would give it away: hide it too (the core stays, and a
-    # fact the core states is not hidden at all).
-    changed = True
-    while changed:
-        changed = False
-        for i in range(len(units)):
-            if i in hidden or i == core:
-                continue
-            if any(contains_verbatim(units[i], units[h]) for h in hidden):
-                hidden.add(i)
-                changed = True
-    hidden = {h for h in hidden if not contains_verbatim(units[core], units[h])}
-    masked = " ".join(u for i, u in enumerate(units) if i not in hidden)
-    facts: list[str] = []
-    for i in sorted(hidden):
-        if _norm(units[i]) not in {_norm(f) for f in facts}:
-            facts.append(units[i])
-    return MaskedTask(masked, facts)
+    _, spans = find_spans(full_task)
+    target = max(1, round(fraction * len(spans))) if spans and fraction > 0 else 0
+    # Seeded by seed and key: reproducible per task, yet tasks don't all lose the same kinds of fact.
+    order = list(range(len(spans)))
+    random.Random(f"{seed}:{key}").shuffle(order)
+    result = rewrite(full_task, choose=order, target=target)
+    problems = gate(full_task=full_task, masked_task=result.masked_task, facts=result.facts)
+    return MaskedTask(result.masked_task, result.facts, "rule", problems)
 
 
 EXTRACT_PROMPT = (
-    "List the key facts in the request below: concrete details, constraints and preferences of the user "
-    "(not the main request itself). Write each as a short standalone sentence on its own line starting "
-    "with '- '. Output only the list."
+    "List the key details in the request below that a writer could not guess: numbers, amounts, dates, "
+    "durations, names of people, places and organisations, and explicit constraints. Not the main request "
+    "itself. One detail per line, as: slot | value | fact. The slot says what the detail is about (budget, "
+    "deadline, audience...); the value is copied word for word from the request; the fact is one short "
+    "sentence. Output only these lines."
 )
 REWRITE_PROMPT = (
-    "Rewrite the request below so that it no longer states the listed details, keeping everything else "
-    "and keeping it natural, as the user would write it. Output only the rewritten request."
+    "Rewrite the request below so that it no longer states the listed details, keeping everything else and "
+    "keeping it natural, as the user would write it. Keep asking for the same deliverable. Output only the "
+    "rewritten request."
 )
 
 
-def _facts_from(text: str) -> list[str]:
-    facts = []
+def _facts_from(text: str) -> list[Fact]:
+    """Lines 'slot | value | fact'; anything else is ignored (the gate then sees what is missing)."""
+    facts: list[Fact] = []
     for line in text.splitlines():
-        fact = _clean(line)
-        if len(fact.split()) >= 2 and not fact.endswith(":") and _norm(fact) not in {_norm(f) for f in facts}:
-            facts.append(fact)
+        parts = [p.strip() for p in _clean(line).split("|")]
+        if len(parts) < 2 or not parts[0] or not parts[1]:
+            continue
+        slot, value = parts[0].lower(), parts[1].strip().strip('"')
+        fact_text = parts[2] if len(parts) > 2 and parts[2] else f"{slot[:1].upper()}{slot[1:]}: {value}."
+        if normalise(slot) not in {normalise(f.slot) for f in facts}:
+            facts.append(Fact(text=fact_text, slot=slot, value=value))
     return facts
+
+
+def llm_params(params: dict[str, Any] | None, *, seed: int, temperature: float) -> dict[str, Any]:
+    """The system's own parameters, except that masking is seeded and greedy unless asked otherwise."""
+    return {"max_new_tokens": 384, **(params or {}), "temperature": temperature, "seed": seed}
 
 
 def mask_llm(
@@ -129,23 +110,24 @@ def mask_llm(
     seed: int = 0,
     fraction: float = 0.5,
     keys: Sequence[str] | None = None,
+    temperature: float = 0.0,
 ) -> list[MaskedTask]:
-    """Batched: one model call to extract the facts of every task, one to rewrite them all."""
-    params = {"temperature": 0.0, "max_new_tokens": 256, **(params or {})}
+    """Batched: one model call extracts the facts of every task, one rewrites them all. Every result
+    carries the gate's verdict; nothing is repaired here."""
+    params = llm_params(params, seed=seed, temperature=temperature)
     keys = list(keys) if keys is not None else [""] * len(full_tasks)
     extracted = backend.generate(
         [[{"role": "system", "content": EXTRACT_PROMPT}, {"role": "user", "content": t}] for t in full_tasks], params
     )
-    chosen: list[list[str]] = []
-    for task, result, key in zip(full_tasks, extracted, keys, strict=True):
-        facts = _facts_from(result.text) or [u for u in segment(task) if not _is_core(u)]
+    chosen: list[list[Fact]] = []
+    for result, key in zip(extracted, keys, strict=True):
+        facts = [] if result.error else _facts_from(result.text)
         n_hide = max(1, round(fraction * len(facts))) if facts and fraction > 0 else 0
-        rng = random.Random(f"{seed}:{key}")
-        picked = sorted(rng.sample(range(len(facts)), n_hide))
+        picked = sorted(random.Random(f"{seed}:{key}").sample(range(len(facts)), n_hide))
         chosen.append([facts[i] for i in picked])
     prompts = []
     for task, hide in zip(full_tasks, chosen, strict=True):
-        details = "\n".join(f"- {f}" for f in hide)
+        details = "\n".join(f"- {f.text}" for f in hide)
         prompts.append(
             [
                 {"role": "system", "content": REWRITE_PROMPT},
@@ -155,19 +137,20 @@ def mask_llm(
     rewritten = backend.generate(prompts, params)
     out = []
     for task, hide, result in zip(full_tasks, chosen, rewritten, strict=True):
-        text = result.text.strip()
-        for fact in hide:
-            # The model may leave a fact in place; cut it rather than ship a leaking task.
-            text = re.sub(re.escape(fact.rstrip(".")) + r"\.?", "", text, flags=re.IGNORECASE).strip()
-        if not text or result.error:
-            text = mask_rule(task, seed=seed, fraction=0.0).masked_task if not hide else _fallback(task, hide)
-        out.append(MaskedTask(re.sub(r"\s{2,}", " ", text), hide))
+        text = "" if result.error else re.sub(r"\s+", " ", result.text).strip()
+        problems = gate(full_task=task, masked_task=text, facts=hide, prompts=(EXTRACT_PROMPT, REWRITE_PROMPT))
+        out.append(MaskedTask(text, hide, "llm", problems))
     return out
 
 
-def _fallback(task: str, hide: Sequence[str]) -> str:
-    kept = [u for u in segment(task) if not any(contains_verbatim(u, f) or contains_verbatim(f, u) for f in hide)]
-    return " ".join(kept) or segment(task)[0]
+@dataclass
+class MaskOutcome:
+    """One input row's result: the row to write (None when left out) and what the gate said."""
+
+    row: dict[str, Any] | None
+    method: str
+    problems: list[GateProblem]  # problems of the first method tried; empty when it passed
+    fallback_problems: list[GateProblem] = field(default_factory=list)
 
 
 def mask_rows(
@@ -178,12 +161,16 @@ def mask_rows(
     fraction: float = 0.5,
     backend: Backend | None = None,
     params: dict[str, Any] | None = None,
-) -> list[dict[str, Any]]:
-    """Add `masked_task`, `hidden_facts` and a `masking` record to rows that carry `key` and `full_task`."""
-    if method == "rule":
-        masked = [mask_rule(r["full_task"], seed=seed, fraction=fraction, key=r["key"]) for r in rows]
-        version = RULE_VERSION
-    elif method == "llm":
+    fallback: str = "none",
+    temperature: float = 0.0,
+) -> list[MaskOutcome]:
+    """Mask rows that carry `key` and `full_task`. A row is written only when its masked task passes the
+    gate; a failed llm row is masked by the rule method when `fallback="rule"`, else left out."""
+    if method not in METHODS:
+        raise ValueError(f"unknown masking method '{method}' (choose rule or llm)")
+    if fallback not in FALLBACKS:
+        raise ValueError(f"unknown fallback '{fallback}' (choose rule or none)")
+    if method == "llm":
         if backend is None:
             raise ValueError("the llm masking method needs a system to generate with (--system NAME)")
         masked = mask_llm(
@@ -193,16 +180,58 @@ def mask_rows(
             seed=seed,
             fraction=fraction,
             keys=[r["key"] for r in rows],
+            temperature=temperature,
         )
-        version = LLM_VERSION
     else:
-        raise ValueError(f"unknown masking method '{method}' (choose rule or llm)")
-    return [
-        {
-            **row,
-            "masked_task": m.masked_task,
-            "hidden_facts": m.hidden_facts,
-            "masking": {"method": method, "version": version, "seed": seed, "fraction": fraction},
-        }
-        for row, m in zip(rows, masked, strict=True)
-    ]
+        masked = [mask_rule(r["full_task"], seed=seed, fraction=fraction, key=r["key"]) for r in rows]
+    record = {"seed": seed, "fraction": fraction}
+    if method == "llm":
+        record["temperature"] = temperature
+    outcomes = []
+    for row, first in zip(rows, masked, strict=True):
+        if first.passed:
+            outcomes.append(MaskOutcome(_row(row, first, record), first.method, []))
+            continue
+        if method == "llm" and fallback == "rule":
+            second = mask_rule(row["full_task"], seed=seed, fraction=fraction, key=row["key"])
+            written = _row(row, second, {**record, "fallback_from": "llm"}) if second.passed else None
+            outcomes.append(MaskOutcome(written, "rule", first.problems, second.problems))
+        else:
+            outcomes.append(MaskOutcome(None, first.method, first.problems))
+    return outcomes
+
+
+def _row(row: dict[str, Any], masked: MaskedTask, record: dict[str, Any]) -> dict[str, Any]:
+    version = RULE_VERSION if masked.method == "rule" else LLM_VERSION
+    return {
+        **row,
+        "masked_task": masked.masked_task,
+        "hidden_facts": [f.as_json() for f in masked.facts],
+        "masking": {"method": masked.method, "version": version, **record},
+    }
+
+
+def summarise(outcomes: Sequence[MaskOutcome]) -> dict[str, Any]:
+    """Tasks masked (by method), facts per task, and gate failures by reason, for the command to print."""
+    written = [o for o in outcomes if o.row is not None]
+    per_task = [len(o.row["hidden_facts"]) for o in written if o.row is not None]
+    failures: Counter[str] = Counter()
+    for o in outcomes:
+        first = "llm" if o.fallback_problems or (o.problems and o.method == "rule" and o.row is not None) else o.method
+        for reason in {p.failure for p in o.problems}:
+            failures[f"{first} {GateFailure(reason).value}"] += 1
+        for reason in {p.failure for p in o.fallback_problems}:
+            failures[f"rule {GateFailure(reason).value}"] += 1
+    return {
+        "tasks": len(outcomes),
+        "masked": len(written),
+        "left_out": len(outcomes) - len(written),
+        "by_method": dict(Counter(o.method for o in written)),
+        "facts_total": sum(per_task),
+        "facts_per_task": {
+            "mean": round(statistics.fmean(per_task), 2) if per_task else 0.0,
+            "min": min(per_task, default=0),
+            "max": max(per_task, default=0),
+        },
+        "gate_failures": dict(sorted(failures.items())),
+    }
