@@ -135,6 +135,7 @@ def study_judgments_table(*, study: Study, exclude_flagged: bool = False, real_u
             "assignment__left",
             "comparison__task__domain",
             "seconds",
+            "created_at",
         ).iterator(chunk_size=10000)
     )
     names: dict[int, str] = {}
@@ -155,8 +156,21 @@ def study_judgments_table(*, study: Study, exclude_flagged: bool = False, real_u
             "left": [r[3] if r[6] == "a" else r[4] for r in rows],
             "domain": [r[7] for r in rows],
             "seconds": [r[8] for r in rows],
+            "created_at": [r[9] for r in rows],
         }
     )
+
+
+def study_design_pair_count(*, study: Study) -> int:
+    """How many system pairs the study's (non-gold) comparisons compare: the family that the sequential
+    figures are corrected for, fixed by the design rather than by which pairs have judgments so far."""
+    pairs = (
+        Comparison.objects.filter(study=study, is_gold=False)
+        .values_list("candidate_a__system_id", "candidate_b__system_id")
+        .distinct()
+        .order_by()
+    )
+    return len({frozenset(pair) for pair in pairs})
 
 
 def study_stats_version(*, study: Study) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import agreement, bt
+from .sequential import ALPHA, outcomes, sequential
 from .table import TIE, Table, oriented
 from .tests import holm, items_needed, sign_test, wilson
 
@@ -224,6 +225,44 @@ def _position_bias(kind: str, sub: Table) -> list[dict[str, Any]]:
     return rows
 
 
+def _sequential_rows(table: Table, reference: str | None, family_size: int | None, alpha: float) -> list[dict]:
+    """Anytime-valid figures per pair, each pair's judgments in arrival order (created_at, then row order).
+
+    Family-wise error over the pairs by Bonferroni: each pair's sequence is at level α/m, so all m
+    sequences cover their win rates at all times together with probability ≥ 1 − α, and the chance that
+    any pair is ever decided the wrong way (or at all, when equal) is ≤ α."""
+    order = np.argsort(table.created_at, kind="stable")  # nan (unknown) sorts last, in row order
+    x, y, choice = oriented(table, reference)
+    x, y, choice, kind = x[order], y[order], choice[order], table.kind[order]
+    s = len(table.systems)
+    keys = np.unique((kind * s + x) * s + y)
+    m = family_size or len(keys)
+    rows = []
+    for key in keys:
+        k, pair = divmod(int(key), s * s)
+        a, b = divmod(pair, s)
+        stream = outcomes(choice[(kind == k) & (x == a) & (y == b)])
+        seq = sequential(stream, alpha / m)
+        rows.append(
+            {
+                "kind": table.kinds[k],
+                "system_a": table.systems[a],
+                "system_b": table.systems[b],
+                "n": seq.n,
+                "win_rate_a": seq.mean,
+                "cs_low": seq.cs_low,
+                "cs_high": seq.cs_high,
+                "half_width": (seq.cs_high - seq.cs_low) / 2,
+                "e_value": seq.e_value,
+                "p_anytime": seq.p_anytime,
+                "decided": seq.decided,
+                "alpha": alpha,
+                "family_size": m,
+            }
+        )
+    return rows
+
+
 def preference_report(
     table: Table,
     *,
@@ -233,8 +272,13 @@ def preference_report(
     seed: int = 0,
     target_half_width: float = 0.05,
     min_shared: int = 10,
+    family_size: int | None = None,
+    alpha: float = ALPHA,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Every figure of the contract, as plain lists of dicts (JSON-ready)."""
+    """Every figure of the contract, as plain lists of dicts (JSON-ready).
+
+    `family_size`: the number of pairs the study's design compares (default: the pairs with judgments);
+    the sequential rows are Bonferroni-corrected over it."""
     excluded = {str(a) for a in exclude_annotators}
     if excluded:
         drop = np.array([label in excluded for label in table.annotators], dtype=bool)
@@ -245,6 +289,7 @@ def preference_report(
         "agreement": [],
         "position_bias": [],
         "domains": [],
+        "sequential": _sequential_rows(table, reference, family_size, alpha),
     }
     for k in np.unique(table.kind):
         view = _kind_view(table, int(k), reference)
