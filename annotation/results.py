@@ -15,6 +15,7 @@ from annotation.exports import CONTENT_TYPES, EXTENSIONS, FORMATS, ExportReport,
 from annotation.models import Study
 from annotation.selectors_stats import (
     study_design_pair_count,
+    study_goal_summary,
     study_judgments_table,
     study_progress,
     study_stats_version,
@@ -137,6 +138,7 @@ def study_results(request: HttpRequest, slug: str) -> HttpResponse:
         "overall_bias": [r for r in report["position_bias"] if r["annotator"] is None],
         "annotator_bias": [r for r in report["position_bias"] if r["annotator"] is not None],
         "progress": study_progress(study=study),
+        "goal": study_goal_summary(study=study),
         "formats": FORMATS,
     }
     return render(request, "annotation/results.html", context)

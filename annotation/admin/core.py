@@ -145,7 +145,8 @@ class StudyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Open for annotation")
     def open_studies(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
-        updated = queryset.update(status=StudyStatus.OPEN)
+        # Reopening forgets why the study closed itself; with its goal still met the next refresh closes it again.
+        updated = queryset.update(status=StudyStatus.OPEN, closed_reason="")
         self.message_user(request, f"{updated} studies opened")
 
     @admin.action(description="Close (no more judgments)")

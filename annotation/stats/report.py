@@ -225,7 +225,9 @@ def _position_bias(kind: str, sub: Table) -> list[dict[str, Any]]:
     return rows
 
 
-def _sequential_rows(table: Table, reference: str | None, family_size: int | None, alpha: float) -> list[dict]:
+def sequential_rows(
+    table: Table, *, reference: str | None = None, family_size: int | None = None, alpha: float = ALPHA
+) -> list[dict[str, Any]]:
     """Anytime-valid figures per pair, each pair's judgments in arrival order (created_at, then row order).
 
     Family-wise error over the pairs by Bonferroni: each pair's sequence is at level α/m, so all m
@@ -241,14 +243,18 @@ def _sequential_rows(table: Table, reference: str | None, family_size: int | Non
     for key in keys:
         k, pair = divmod(int(key), s * s)
         a, b = divmod(pair, s)
-        stream = outcomes(choice[(kind == k) & (x == a) & (y == b)])
-        seq = sequential(stream, alpha / m)
+        codes = choice[(kind == k) & (x == a) & (y == b)]
+        counts = np.bincount(codes, minlength=3)
+        seq = sequential(outcomes(codes), alpha / m)
         rows.append(
             {
                 "kind": table.kinds[k],
                 "system_a": table.systems[a],
                 "system_b": table.systems[b],
                 "n": seq.n,
+                "wins_a": int(counts[0]),
+                "wins_b": int(counts[1]),
+                "ties": int(counts[2]),
                 "win_rate_a": seq.mean,
                 "cs_low": seq.cs_low,
                 "cs_high": seq.cs_high,
@@ -289,7 +295,7 @@ def preference_report(
         "agreement": [],
         "position_bias": [],
         "domains": [],
-        "sequential": _sequential_rows(table, reference, family_size, alpha),
+        "sequential": sequential_rows(table, reference=reference, family_size=family_size, alpha=alpha),
     }
     for k in np.unique(table.kind):
         view = _kind_view(table, int(k), reference)
