@@ -40,6 +40,7 @@ def _no_leftover_refreshes():
 
     app.control.purge()
 
+
 SYSTEMS = ("alpha", "beta", "gamma")
 
 
