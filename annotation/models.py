@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 
@@ -75,6 +76,20 @@ class StudyStatus(models.TextChoices):
     CLOSED = "closed"
 
 
+class StudyGoal(models.TextChoices):
+    # Values shared with annotation.stats.goal (pure: it cannot import this module).
+    NONE = "", "None: every comparison to its overlap"
+    DECIDE_ALL = "decide_all", "Decide every pair"
+    HALF_WIDTH = "half_width", "Reach a half-width on every pair"
+    RANK = "rank", "Rank all systems (adjacent pairs decided)"
+
+
+class ClosedReason(models.TextChoices):
+    NONE = "", "–"
+    GOAL_MET = "goal_met", "Goal met"
+    BUDGET_SPENT = "budget_spent", "Budget spent"
+
+
 class Study(models.Model):
     slug = models.SlugField(max_length=100, unique=True)
     title = models.CharField(max_length=200)
@@ -101,6 +116,24 @@ class Study(models.Model):
     quota_per_annotator = models.PositiveIntegerField(null=True, blank=True)
     gold_rate = models.FloatField(default=0.1, help_text="Share of served comparisons that are gold.")
     gold_min_accuracy = models.FloatField(default=0.7)
+    goal = models.CharField(
+        max_length=20,
+        choices=StudyGoal.choices,
+        default=StudyGoal.NONE,
+        blank=True,
+        help_text="With a goal, comparisons go to the pairs that still need them (anytime-valid stopping) "
+        "and the study closes itself once the goal is met.",
+    )
+    goal_half_width = models.FloatField(
+        null=True, blank=True, help_text="For the half-width goal: e.g. 0.05 for ±5 points on every pair."
+    )
+    budget = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Judgments (gold excluded) after which the study closes itself."
+    )
+    drift_check_share = models.FloatField(
+        default=0.05, help_text="With a goal: share of comparisons still served from pairs already settled."
+    )
+    closed_reason = models.CharField(max_length=20, choices=ClosedReason.choices, default="", blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -109,16 +142,74 @@ class Study(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(overlap__gte=1), name="study_overlap_positive"),
             models.CheckConstraint(condition=Q(gold_rate__gte=0) & Q(gold_rate__lte=1), name="study_gold_rate"),
+            models.CheckConstraint(
+                condition=~Q(goal=StudyGoal.HALF_WIDTH) | (Q(goal_half_width__gt=0) & Q(goal_half_width__lte=0.5)),
+                name="study_goal_half_width",
+            ),
+            models.CheckConstraint(
+                condition=Q(drift_check_share__gte=0) & Q(drift_check_share__lte=0.5), name="study_drift_share"
+            ),
         ]
 
     def __str__(self) -> str:
         return self.slug
+
+    def clean(self) -> None:
+        if self.goal == StudyGoal.HALF_WIDTH and not (self.goal_half_width and 0 < self.goal_half_width <= 0.5):
+            raise ValidationError({"goal_half_width": "The half-width goal needs a half-width between 0 and 0.5."})
+        if self.goal == StudyGoal.RANK and self.reference_system_id:
+            raise ValidationError(
+                {
+                    "goal": "Ranking needs every pair compared; a study with a reference system compares each "
+                    "system with the reference only."
+                }
+            )
 
 
 class Choice(models.TextChoices):
     A = "a", "A"
     B = "b", "B"
     TIE = "tie", "Tie"
+
+
+class Decided(models.TextChoices):
+    OPEN = "", "Open"
+    A = "a", "System A preferred"
+    B = "b", "System B preferred"
+
+
+class StudyPair(models.Model):
+    """One pair of systems that a study compares, with its anytime-valid state.
+
+    Written only by the sequential refresh (from the judgments, in arrival order); the assignment engine
+    reads `open` and `weight` to decide which pair to serve. Oriented like the statistics: system_a
+    before system_b alphabetically, or system_b the study's reference system."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="pairs")
+    system_a = models.ForeignKey(System, on_delete=models.PROTECT, related_name="+")
+    system_b = models.ForeignKey(System, on_delete=models.PROTECT, related_name="+")
+    n = models.PositiveIntegerField(default=0)
+    wins_a = models.PositiveIntegerField(default=0)
+    wins_b = models.PositiveIntegerField(default=0)
+    ties = models.PositiveIntegerField(default=0)
+    cs_low = models.FloatField(default=0.0)
+    cs_high = models.FloatField(default=1.0)
+    e_value = models.FloatField(default=1.0)
+    decided = models.CharField(max_length=1, choices=Decided.choices, default=Decided.OPEN, blank=True)
+    open = models.BooleanField(default=True, help_text="Still needed for the study's goal.")
+    weight = models.FloatField(default=1.0, help_text="Expected narrowing of the interval from one more judgment.")
+    judgments_left = models.PositiveIntegerField(null=True, blank=True, help_text="Rough estimate; empty: unknown.")
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["study", "system_a__name", "system_b__name"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "system_a", "system_b"], name="studypair_unique"),
+            models.CheckConstraint(condition=~Q(system_a=F("system_b")), name="studypair_distinct"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study}: {self.system_a} vs {self.system_b}"
 
 
 class Comparison(models.Model):
@@ -132,6 +223,9 @@ class Comparison(models.Model):
     # next-comparison query can order by it without counting joins.
     slots_taken = models.PositiveSmallIntegerField(default=0)
     judgments_count = models.PositiveSmallIntegerField(default=0)
+    # Which pair of systems this compares, so that a study with a goal can serve one pair's comparisons
+    # through an index instead of joining candidates on every next-comparison request.
+    pair = models.ForeignKey("StudyPair", null=True, blank=True, on_delete=models.SET_NULL, related_name="comparisons")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -148,6 +242,7 @@ class Comparison(models.Model):
             # The next-comparison query walks this in order and stops after a short window, instead
             # of scanning every open comparison of the study.
             models.Index(fields=["study", "is_gold", "slots_taken"], name="comparison_next_gold_idx"),
+            models.Index(fields=["pair", "is_gold", "slots_taken"], name="comparison_next_pair_idx"),
         ]
 
     def __str__(self) -> str:

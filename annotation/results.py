@@ -13,9 +13,15 @@ from django.views.decorators.http import require_GET
 
 from annotation.exports import CONTENT_TYPES, EXTENSIONS, FORMATS, ExportReport, export_chunks
 from annotation.models import Study
-from annotation.selectors_stats import study_judgments_table, study_progress, study_stats_version
+from annotation.selectors_stats import (
+    study_design_pair_count,
+    study_goal_summary,
+    study_judgments_table,
+    study_progress,
+    study_stats_version,
+)
 from annotation.stats import preference_report
-from annotation.stats.svg import forest, pair_bars
+from annotation.stats.svg import forest, pair_bars, sequence_intervals
 from pigplatform.queueing import send_or_record
 
 CACHE_SECONDS = 7 * 24 * 3600
@@ -31,8 +37,11 @@ _PCT = {
     "wilson_high",
     "left_share",
     "percent_agreement",
+    "cs_low",
+    "cs_high",
+    "half_width",
 }
-_P = {"p_value", "p_holm"}
+_P = {"p_value", "p_holm", "p_anytime"}
 _NUM = {"krippendorff_alpha", "fleiss_kappa", "cohen_kappa_mean"}
 
 
@@ -48,6 +57,11 @@ def _display(row: dict[str, Any]) -> dict[str, Any]:
             out[f"{key}_fmt"] = f"{value:.3f}" if value >= 1e-3 else f"{value:.1e}"
         elif key in _NUM:
             out[f"{key}_fmt"] = "–" if value is None else f"{value:.3f}"
+        elif key == "e_value":
+            out[f"{key}_fmt"] = f"{value:.3g}" if value < 1e6 else f"{value:.1e}"
+    if "family_size" in row:
+        out["confidence_pct"] = f"{100 * (1 - row['alpha']):.0f}%"
+        out["e_threshold"] = f"{row['family_size'] / row['alpha']:.0f}"
     return out
 
 
@@ -59,8 +73,8 @@ def _get_study_for_staff(request: HttpRequest, slug: str) -> Study:
 
 def _keys(study: Study, exclude_flagged: bool) -> tuple[str, str, str]:
     reference = study.reference_system.name if study.reference_system_id else ""
-    # v3: position-bias rows carry tie shares; cached v2 figures lack them.
-    base = f"pig:results:v3:{study.pk}:{int(exclude_flagged)}:{reference}"
+    # v4: position-bias rows carry tie shares and reports carry sequential rows; older cached figures lack them.
+    base = f"pig:results:v4:{study.pk}:{int(exclude_flagged)}:{reference}"
     return reference, f"{base}:latest", f"{base}:refreshing"
 
 
@@ -70,11 +84,14 @@ def study_figures_compute(*, study: Study, exclude_flagged: bool) -> dict[str, A
     version = study_stats_version(study=study)
     # Usernames here: the page is for staff, who see them in admin anyway; exports pseudonymise.
     table = study_judgments_table(study=study, exclude_flagged=exclude_flagged, real_usernames=True)
-    report = preference_report(table, reference=reference or None)
+    report = preference_report(
+        table, reference=reference or None, family_size=study_design_pair_count(study=study) or None
+    )
     figures = {
         "report": report,
         "bars": pair_bars(report["pairs"]) if report["pairs"] else "",
         "forest": forest(report["ratings"]),
+        "sequential_plot": sequence_intervals(report["sequential"]),
         "version": version,
         "judgments": len(table),
     }
@@ -118,9 +135,11 @@ def study_results(request: HttpRequest, slug: str) -> HttpResponse:
         "report": report,
         "bars": figures["bars"],
         "forest": figures["forest"],
+        "sequential_plot": figures.get("sequential_plot", ""),
         "overall_bias": [r for r in report["position_bias"] if r["annotator"] is None],
         "annotator_bias": [r for r in report["position_bias"] if r["annotator"] is not None],
         "progress": study_progress(study=study),
+        "goal": study_goal_summary(study=study),
         "formats": FORMATS,
     }
     return render(request, "annotation/results.html", context)

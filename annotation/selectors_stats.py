@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.db.models import Count, Max, Q, QuerySet
 
-from .models import AnnotatorFlag, Comparison, Judgment, Study
+from .models import AnnotatorFlag, Comparison, Judgment, Study, StudyGoal, StudyPair
 
 if TYPE_CHECKING:
     from annotation.stats import Table
@@ -135,6 +135,7 @@ def study_judgments_table(*, study: Study, exclude_flagged: bool = False, real_u
             "assignment__left",
             "comparison__task__domain",
             "seconds",
+            "created_at",
         ).iterator(chunk_size=10000)
     )
     names: dict[int, str] = {}
@@ -155,8 +156,21 @@ def study_judgments_table(*, study: Study, exclude_flagged: bool = False, real_u
             "left": [r[3] if r[6] == "a" else r[4] for r in rows],
             "domain": [r[7] for r in rows],
             "seconds": [r[8] for r in rows],
+            "created_at": [r[9] for r in rows],
         }
     )
+
+
+def study_design_pair_count(*, study: Study) -> int:
+    """How many system pairs the study's (non-gold) comparisons compare: the family that the sequential
+    figures are corrected for, fixed by the design rather than by which pairs have judgments so far."""
+    pairs = (
+        Comparison.objects.filter(study=study, is_gold=False)
+        .values_list("candidate_a__system_id", "candidate_b__system_id")
+        .distinct()
+        .order_by()
+    )
+    return len({frozenset(pair) for pair in pairs})
 
 
 def study_stats_version(*, study: Study) -> str:
@@ -191,4 +205,36 @@ def study_progress(*, study: Study) -> dict[str, Any]:
             }
             for row in by_annotator
         ],
+    }
+
+
+def study_goal_summary(*, study: Study) -> dict[str, Any] | None:
+    """The goal, judgments spent (of the budget), pairs decided and a rough estimate of judgments left,
+    from the pair states of the last refresh; None for a study with neither goal nor budget."""
+    if not study.goal and study.budget is None:
+        return None
+    pairs = list(StudyPair.objects.filter(study=study).select_related("system_a", "system_b"))
+    spent = Judgment.objects.filter(comparison__study=study, comparison__is_gold=False).count()
+    still_open = [p for p in pairs if p.open] if study.goal else []
+    estimates = [p.judgments_left for p in still_open]
+    known = sum(e for e in estimates if e is not None)
+    left: int | None = known if None not in estimates else None
+    if study.budget is not None:
+        room = max(0, study.budget - spent)
+        left = room if left is None and not study.goal else (min(left, room) if left is not None else None)
+    goal = StudyGoal(study.goal).label if study.goal else "none (budget only)"
+    if study.goal == StudyGoal.HALF_WIDTH:
+        goal += f" (±{100 * (study.goal_half_width or 0):.1f} points)"
+    return {
+        "goal": goal,
+        "budget": study.budget,
+        "spent": spent,
+        "pairs": len(pairs),
+        "decided": sum(1 for p in pairs if p.decided),
+        "open": len(still_open),
+        "left": left,
+        "left_partial": None in estimates,
+        "left_known": known,
+        "closed_reason": study.get_closed_reason_display() if study.closed_reason else "",
+        "refreshed_at": max((p.refreshed_at for p in pairs if p.refreshed_at), default=None),
     }

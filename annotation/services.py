@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -36,6 +37,7 @@ from .models import (
     StudyStatus,
     Task,
 )
+from .services_goal import study_pairs_sync, study_sequential_refresh_soon, study_serving_plan
 
 __all__ = [
     "AssignmentFinished",
@@ -308,6 +310,7 @@ def study_build_comparisons(*, study: Study, task_ids: Iterable[int] | None = No
         before = study.comparisons.count()
         # The unique constraint makes a rebuild a no-op for pairs that exist already.
         Comparison.objects.bulk_create(to_create, ignore_conflicts=True, batch_size=500)
+        study_pairs_sync(study=study)
         return study.comparisons.count() - before
 
 
@@ -345,8 +348,13 @@ def study_set_status(*, study: Study, status: str) -> Study:
     with transaction.atomic():
         study = Study.objects.select_for_update().get(pk=study.pk)
         study.status = status
+        fields = ["status"]
+        if status == StudyStatus.OPEN:
+            # Reopening forgets why the study closed itself; with its goal still met the next refresh closes it again.
+            study.closed_reason = ""
+            fields.append("closed_reason")
         study.full_clean()
-        study.save(update_fields=["status"])
+        study.save(update_fields=fields)
     return study
 
 
@@ -443,15 +451,18 @@ def assignments_expire(*, study: Study | None = None, now: datetime | None = Non
 
 
 def _claim_comparison(
-    *, study: Study, annotator: AbstractBaseUser, gold: bool, rng: random.Random
+    *, study: Study, annotator: AbstractBaseUser, gold: bool, rng: random.Random, pair_id: int | None = None
 ) -> Comparison | None:
-    """Lock one comparison for this annotator: fewest judgments + live leases first, random among equals.
+    """Lock one comparison for this annotator: fewest judgments + live leases first, random among equals;
+    only from one pair of systems when `pair_id` is given (a study with a goal).
 
     Rows another transaction is claiming are skipped (not waited for), and PostgreSQL re-checks the
     `slots_taken < overlap` condition on the locked row, so two annotators can never both take the
     last slot of a comparison."""
     seen = Assignment.objects.filter(comparison=OuterRef("pk"), annotator=annotator)
     pool = Comparison.objects.filter(study=study, is_gold=gold).filter(~Exists(seen))
+    if pair_id is not None:
+        pool = pool.filter(pair_id=pair_id)
     if not gold:
         pool = pool.filter(slots_taken__lt=study.overlap)
     for _ in range(3):
@@ -525,12 +536,19 @@ def assignment_next_for_annotator(
             return live
         if _quota_reached(study, annotator):
             return None
+        # With a goal: the pairs still open, weighted by how much a judgment would narrow their interval
+        # (plus a small drift-check share of settled pairs); with a budget: nothing once it is taken.
+        plan = study_serving_plan(study=study, rng=rng)
+        if plan.exhausted:
+            return None
         comparison = None
         # Gold items are interleaved with real work, never served once real work has run out.
-        if rng.random() < study.gold_rate and _has_regular_work(study, annotator):
+        if rng.random() < study.gold_rate and _has_regular_work(study, annotator, plan.pair_ids):
             comparison = _claim_comparison(study=study, annotator=annotator, gold=True, rng=rng)
-        if comparison is None:
-            comparison = _claim_comparison(study=study, annotator=annotator, gold=False, rng=rng)
+        for pair_id in [None] if plan.pair_ids is None else plan.pair_ids:
+            if comparison is not None:
+                break
+            comparison = _claim_comparison(study=study, annotator=annotator, gold=False, rng=rng, pair_id=pair_id)
         if comparison is None:
             return None
         assignment = Assignment.objects.create(
@@ -544,13 +562,12 @@ def assignment_next_for_annotator(
     return assignment
 
 
-def _has_regular_work(study: Study, annotator: AbstractBaseUser) -> bool:
+def _has_regular_work(study: Study, annotator: AbstractBaseUser, pair_ids: list[int] | None = None) -> bool:
     seen = Assignment.objects.filter(comparison=OuterRef("pk"), annotator=annotator)
-    return (
-        Comparison.objects.filter(study=study, is_gold=False, slots_taken__lt=study.overlap)
-        .filter(~Exists(seen))
-        .exists()
-    )
+    work = Comparison.objects.filter(study=study, is_gold=False, slots_taken__lt=study.overlap)
+    if pair_ids is not None:
+        work = work.filter(pair_id__in=pair_ids)
+    return work.filter(~Exists(seen)).exists()
 
 
 def _to_candidate(screen_choice: str, left: str) -> str:
@@ -670,7 +687,12 @@ def judgment_submit(
             return Judgment.objects.get(assignment=assignment), False
         comparison = assignment.comparison
         study = comparison.study
-        if study.status != StudyStatus.OPEN:
+        # A study that closed itself (goal met, budget spent) still takes the judgments of leases that were
+        # live when it closed: the annotator was already looking at them. A researcher's close is final.
+        closed_under_lease = (
+            study.closed_reason and assignment.state == AssignmentState.ACTIVE and assignment.lease_expires_at > now
+        )
+        if study.status != StudyStatus.OPEN and not closed_under_lease:
             raise StudyClosed("This study was closed, so your judgment could not be recorded.")
         if assignment.state == AssignmentState.SKIPPED:
             raise AssignmentFinished("You skipped this comparison earlier.")
@@ -711,6 +733,8 @@ def judgment_submit(
         )
         if comparison.is_gold:
             _gold_accuracy_check(study=study, annotator=annotator)
+        if (study.goal or study.budget is not None) and not comparison.is_gold:
+            transaction.on_commit(partial(study_sequential_refresh_soon, study_id=study.pk))
     return judgment, True
 
 

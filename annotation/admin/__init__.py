@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import (
     core,  # noqa: F401
+    goal,  # noqa: F401  (after core: it extends the registered StudyAdmin)
     judging,  # noqa: F401
     results,  # noqa: F401  (after core: it extends the registered StudyAdmin)
 )

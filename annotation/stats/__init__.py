@@ -8,7 +8,7 @@ report = preference_report(table, reference="o3-mini")
 from __future__ import annotations
 
 from .proportions import holm, items_needed, sign_test, wilson
-from .report import DEFAULT_BOOT, preference_report
+from .report import DEFAULT_BOOT, preference_report, sequential_rows
 from .table import CHOICES, OPTIONAL, REQUIRED, Table, TableError, make_table, oriented, table_from_rows
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "make_table",
     "oriented",
     "preference_report",
+    "sequential_rows",
     "sign_test",
     "table_from_rows",
     "wilson",

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import agreement, bt
 from .proportions import holm, items_needed, sign_test, wilson
+from .sequential import ALPHA, outcomes, sequential
 from .table import TIE, Table, oriented
 
 DEFAULT_BOOT = 1000
@@ -232,6 +233,50 @@ def _position_bias(kind: str, sub: Table) -> list[dict[str, Any]]:
     return rows
 
 
+def sequential_rows(
+    table: Table, *, reference: str | None = None, family_size: int | None = None, alpha: float = ALPHA
+) -> list[dict[str, Any]]:
+    """Anytime-valid figures per pair, each pair's judgments in arrival order (created_at, then row order).
+
+    Family-wise error over the pairs by Bonferroni: each pair's sequence is at level α/m, so all m
+    sequences cover their win rates at all times together with probability ≥ 1 − α, and the chance that
+    any pair is ever decided the wrong way (or at all, when equal) is ≤ α."""
+    order = np.argsort(table.created_at, kind="stable")  # nan (unknown) sorts last, in row order
+    x, y, choice = oriented(table, reference)
+    x, y, choice, kind = x[order], y[order], choice[order], table.kind[order]
+    s = len(table.systems)
+    keys = np.unique((kind * s + x) * s + y)
+    m = family_size or len(keys)
+    rows = []
+    for key in keys:
+        k, pair = divmod(int(key), s * s)
+        a, b = divmod(pair, s)
+        codes = choice[(kind == k) & (x == a) & (y == b)]
+        counts = np.bincount(codes, minlength=3)
+        seq = sequential(outcomes(codes), alpha / m)
+        rows.append(
+            {
+                "kind": table.kinds[k],
+                "system_a": table.systems[a],
+                "system_b": table.systems[b],
+                "n": seq.n,
+                "wins_a": int(counts[0]),
+                "wins_b": int(counts[1]),
+                "ties": int(counts[2]),
+                "win_rate_a": seq.mean,
+                "cs_low": seq.cs_low,
+                "cs_high": seq.cs_high,
+                "half_width": (seq.cs_high - seq.cs_low) / 2,
+                "e_value": seq.e_value,
+                "p_anytime": seq.p_anytime,
+                "decided": seq.decided,
+                "alpha": alpha,
+                "family_size": m,
+            }
+        )
+    return rows
+
+
 def preference_report(
     table: Table,
     *,
@@ -241,8 +286,13 @@ def preference_report(
     seed: int = 0,
     target_half_width: float = 0.05,
     min_shared: int = 10,
+    family_size: int | None = None,
+    alpha: float = ALPHA,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Every figure of the contract, as plain lists of dicts (JSON-ready)."""
+    """Every figure of the contract, as plain lists of dicts (JSON-ready).
+
+    `family_size`: the number of pairs the study's design compares (default: the pairs with judgments);
+    the sequential rows are Bonferroni-corrected over it."""
     excluded = {str(a) for a in exclude_annotators}
     if excluded:
         drop = np.array([label in excluded for label in table.annotators], dtype=bool)
@@ -253,6 +303,7 @@ def preference_report(
         "agreement": [],
         "position_bias": [],
         "domains": [],
+        "sequential": sequential_rows(table, reference=reference, family_size=family_size, alpha=alpha),
     }
     for k in np.unique(table.kind):
         view = _kind_view(table, int(k), reference)

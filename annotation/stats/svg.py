@@ -98,3 +98,34 @@ def forest(ratings: list[dict[str, Any]], *, width: int = 760) -> str:
         v = lo + (hi - lo) * k / 4
         body.append(_text(sx(v), height - 4, f"{v:.0f}", anchor="middle", size=10))
     return _svg(width, height, body, "Bradley–Terry ratings with 95% bootstrap intervals")
+
+
+def sequence_intervals(rows: list[dict[str, Any]], *, width: int = 760) -> str:
+    """Per pair: the anytime-valid confidence sequence for A's win rate against the 50% line, green or red
+    once decided (the sequence excludes 50%), grey while open."""
+    if not rows:
+        return ""
+    label_w, plot_w, row_h = 230, width - 260, 24
+    height = 16 + row_h * len(rows) + 22
+
+    def sx(v: float) -> float:
+        return label_w + v * plot_w
+
+    body = [
+        f'<line x1="{sx(0.5):.1f}" y1="8" x2="{sx(0.5):.1f}" y2="{height - 18}" stroke="#5b6472" '
+        'stroke-dasharray="3,3"/>'
+    ]
+    for i, r in enumerate(rows):
+        y = 20 + i * row_h
+        colour = {"a": WIN, "b": LOSS}.get(r["decided"] or "", "#5b6472")
+        body.append(_text(label_w - 8, y + 4, f"{r['system_a']} vs {r['system_b']}", anchor="end"))
+        body.append(
+            f'<line x1="{sx(r["cs_low"]):.1f}" y1="{y}" x2="{sx(r["cs_high"]):.1f}" y2="{y}" '
+            f'stroke="{colour}" stroke-width="3"/>'
+        )
+        if r["win_rate_a"] is not None:
+            body.append(f'<circle cx="{sx(r["win_rate_a"]):.1f}" cy="{y}" r="4" fill="#1d2430"/>')
+        body.append(_text(width - 4, y + 4, f"n={r['n']}", anchor="end", size=11))
+    for tick in (0, 0.25, 0.5, 0.75, 1):
+        body.append(_text(sx(tick), height - 4, f"{100 * tick:.0f}%", anchor="middle", size=10))
+    return _svg(width, height, body, "Anytime-valid confidence sequences for the win rate of A")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ import numpy as np
 CHOICES = ("a", "b", "tie")
 A, B, TIE = 0, 1, 2
 REQUIRED = ("item", "annotator", "system_a", "system_b", "choice")
-OPTIONAL = ("kind", "domain", "left", "seconds")
+OPTIONAL = ("kind", "domain", "left", "seconds", "created_at")
 
 
 class TableError(ValueError):
@@ -38,6 +39,7 @@ class Table:
     domains: tuple[str, ...]
     left: np.ndarray  # code of the system shown on the left, -1 when unknown
     seconds: np.ndarray  # float, nan when unknown
+    created_at: np.ndarray  # float seconds since the epoch, nan when unknown: the arrival order
 
     def __len__(self) -> int:
         return len(self.choice)
@@ -47,7 +49,7 @@ class Table:
         return Table(**cols, annotators=self.annotators, systems=self.systems, kinds=self.kinds, domains=self.domains)
 
 
-_ROW_ARRAYS = ("item", "annotator", "system_a", "system_b", "choice", "kind", "domain", "left", "seconds")
+_ROW_ARRAYS = ("item", "annotator", "system_a", "system_b", "choice", "kind", "domain", "left", "seconds", "created_at")
 
 
 def _factorize(values: Sequence[Any] | np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -74,6 +76,27 @@ def _code_in(values: Sequence[Any], labels: tuple[str, ...], *, missing: int = -
     return np.fromiter(
         (missing if v in (None, "") else index.get(str(v), -2) for v in values), dtype=np.int64, count=len(values)
     )
+
+
+def _timestamps(values: Sequence[Any] | np.ndarray) -> np.ndarray:
+    """Datetimes, ISO 8601 text (as exports write it) or numbers, to float seconds; nan when empty."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iuf":
+        return values.astype(float)
+    out = np.empty(len(values))
+    for i, v in enumerate(values):
+        if v in (None, ""):
+            out[i] = np.nan
+        elif isinstance(v, datetime):
+            out[i] = (v if v.tzinfo else v.replace(tzinfo=UTC)).timestamp()
+        elif isinstance(v, int | float):
+            out[i] = float(v)
+        else:
+            try:
+                parsed = datetime.fromisoformat(str(v).strip())
+            except ValueError:
+                raise TableError(f"row {i + 1}: created_at {v!r} is not an ISO 8601 time") from None
+            out[i] = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+    return out
 
 
 def make_table(columns: Mapping[str, Sequence[Any] | np.ndarray]) -> Table:
@@ -119,6 +142,7 @@ def make_table(columns: Mapping[str, Sequence[Any] | np.ndarray]) -> Table:
         if "seconds" in columns and not isinstance(columns["seconds"], np.ndarray)
         else np.asarray(columns.get("seconds", np.full(n, np.nan)), dtype=float)
     )
+    created_at = _timestamps(columns["created_at"]) if "created_at" in columns else np.full(n, np.nan)
     return Table(
         item=item,
         annotator=annotator,
@@ -133,6 +157,7 @@ def make_table(columns: Mapping[str, Sequence[Any] | np.ndarray]) -> Table:
         domains=domains,
         left=left,
         seconds=seconds,
+        created_at=created_at,
     )
 
 

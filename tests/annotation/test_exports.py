@@ -44,7 +44,9 @@ def test_the_exported_csv_gives_exactly_the_figures_of_the_study(study, annotato
         from_db = json.loads(run("preference_stats", "--study", study.slug, "--json", *extra))
         from_csv = json.loads(run("preference_stats", "--from-csv", str(path), "--json", *extra))
         assert from_csv == from_db
-        assert set(from_db) == {"pairs", "ratings", "agreement", "position_bias", "domains"}
+        assert set(from_db) == {"pairs", "ratings", "agreement", "position_bias", "domains", "sequential"}
+        for row in from_db["sequential"]:
+            assert {"n", "cs_low", "cs_high", "e_value", "decided"} <= set(row)
     flagged = json.loads(run("preference_stats", "--study", study.slug, "--json", "--exclude-flagged"))
     everyone = json.loads(run("preference_stats", "--study", study.slug, "--json"))
     assert sum(r["n"] for r in flagged["pairs"]) < sum(r["n"] for r in everyone["pairs"])

@@ -54,9 +54,14 @@ def test_the_researcher_sees_every_section(client, researcher, study):
     response = client.get(reverse("results:study", args=[study.slug]))
     assert response.status_code == 200
     html = response.content.decode()
-    for heading in ("Progress", "Pairs", "Bradley–Terry ratings", "Agreement", "Position bias", "By domain"):
+    headings = ("Progress", "Pairs", "Anytime-valid figures", "Bradley–Terry ratings", "Agreement", "Position bias")
+    for heading in (*headings, "By domain"):
         assert f"<h2>{heading}</h2>" in html
-    assert html.count("<svg") == 2  # stacked bars and the forest plot, rendered on the server
+    assert html.count("<svg") == 3  # stacked bars, confidence sequences and the forest plot, drawn on the server
+    assert "valid if you fixed n in advance" in html
+    sequential = response.context["report"]["sequential"]
+    assert [r["family_size"] for r in sequential] == [3, 3, 3]  # the study's three pairs, Bonferroni
+    assert "simultaneous over all 3 pairs" in html
     assert "gpt-4o vs o3-mini" in html
     assert "54 of 54 judgments" in html
     for fmt in ("csv", "jsonl", "parquet", "trl"):

@@ -27,6 +27,7 @@ def random_columns(seed: int, *, items: int = 300, per_item: int | None = 3, ann
     strength = dict(zip(SYSTEMS, rng.normal(0, 0.6, len(SYSTEMS)), strict=True))
     cols: dict[str, list] = {k: [] for k in ("item", "annotator", "system_a", "system_b", "choice", "kind", "domain")}
     cols["left"] = []
+    cols["created_at"] = []
     for item in range(items):
         a, b = rng.choice(SYSTEMS, 2, replace=False)
         kind = ["questions", "outline"][item % 2]
@@ -44,6 +45,7 @@ def random_columns(seed: int, *, items: int = 300, per_item: int | None = 3, ann
             cols["kind"].append(kind)
             cols["domain"].append(domain)
             cols["left"].append(a if rng.random() < 0.6 else b)  # a deliberate lean to the left
+            cols["created_at"].append(1.8e9 + 17.0 * len(cols["created_at"]))  # arrival order = row order
     return cols
 
 

@@ -24,6 +24,7 @@ def format_report(report: dict[str, list[dict[str, Any]]]) -> str:
     kinds = sorted({row["kind"] for row in report["pairs"]})
     for kind in kinds:
         lines.append(f"== {kind or 'all'} ==")
+        lines.append("Fixed-sample figures (valid if you fixed n in advance):")
         for r in (row for row in report["pairs"] if row["kind"] == kind):
             # margin_a = 2·win_rate_a − 1, so the win-rate bootstrap interval maps onto the margin.
             lo, hi = 2 * r["bootstrap_low"] - 1, 2 * r["bootstrap_high"] - 1
@@ -61,6 +62,22 @@ def format_report(report: dict[str, list[dict[str, Any]]]) -> str:
                 f" · ties {_pct(b['tie_share'])} of {b['judgments']}"
                 for b in annotators
             ]
+        sequential = [row for row in report.get("sequential", []) if row["kind"] == kind]
+        if sequential:
+            first = sequential[0]
+            lines.append(
+                f"Anytime-valid (valid however often you look; {100 * (1 - first['alpha']):.0f}% over all "
+                f"{first['family_size']} pairs together, Bonferroni: decided once e-value ≥ "
+                f"{first['family_size'] / first['alpha']:.0f} on one side):"
+            )
+            for r in sequential:
+                verdict = {"a": f"{r['system_a']} preferred", "b": f"{r['system_b']} preferred"}.get(
+                    r["decided"], "open"
+                )
+                lines.append(
+                    f"  {r['system_a']} vs {r['system_b']}: win rate {_pct(r['win_rate_a'])} "
+                    f"[{_pct(r['cs_low'])}, {_pct(r['cs_high'])}] · e-value {r['e_value']:.3g} · {verdict} · n={r['n']}"
+                )
         lines.append("")
     return "\n".join(lines)
 
@@ -85,7 +102,13 @@ class Command(BaseCommand):
             table = self._table(opts)
             if opts["reference"] and len(table) and opts["reference"] not in table.systems:
                 raise CommandError(f"reference system {opts['reference']!r} has no judgments here")
-            report = preference_report(table, reference=opts["reference"], rounds=opts["rounds"], seed=opts["seed"])
+            report = preference_report(
+                table,
+                reference=opts["reference"],
+                rounds=opts["rounds"],
+                seed=opts["seed"],
+                family_size=self._family_size(opts),
+            )
         except (TableError, ValueError, OSError) as exc:
             raise CommandError(str(exc)) from exc
         if opts["json"]:
@@ -94,6 +117,15 @@ class Command(BaseCommand):
             self.stdout.write("No judgments.")
         else:
             self.stdout.write(format_report(report))
+
+    def _family_size(self, opts: dict[str, Any]) -> int | None:
+        """The study's designed pairs; from a CSV only the pairs that have judgments are known."""
+        if opts["from_csv"]:
+            return None
+        from annotation.models import Study
+        from annotation.selectors_stats import study_design_pair_count
+
+        return study_design_pair_count(study=Study.objects.get(slug=opts["study"])) or None
 
     def _table(self, opts: dict[str, Any]) -> Table:
         if opts["from_csv"]:
