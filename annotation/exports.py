@@ -1,4 +1,5 @@
-"""Streaming exports of a study's judgments: csv, jsonl, parquet, and trl preference pairs.
+"""Streaming exports of a study's judgments: csv, jsonl, parquet, and trl preference pairs (built by
+`training.preferences`, the same builder DPO training uses).
 
 Every format is a generator of byte chunks over a server-side cursor, so memory stays flat however
 many judgments there are; the same generator feeds the command (written to a temporary file and
@@ -21,9 +22,11 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from django.db import connection
-from django.db.models import Count, Q
 
-from .models import Comparison, Study, StudyKind
+from training.preference_sources import study_comparison_votes, study_task_keys
+from training.preferences import PairReport, build_pairs, heldout_task_keys, preference_config_problems, split_of
+
+from .models import Study
 from .selectors_stats import (
     EXPORT_COLUMNS,
     flagged_annotator_ids,
@@ -285,71 +288,59 @@ def _parquet_chunks(study: Study, real_usernames: bool, report: ExportReport) ->
     yield sink.drain()
 
 
-def _response_text(kind: str, questions: list[str], outline: str) -> str:
-    if kind == StudyKind.QUESTIONS:
-        return "\n".join(f"{i}. {q}" for i, q in enumerate(questions, 1))
-    return outline
+@dataclass(frozen=True)
+class TrlOptions:
+    """`prompt`: "text" (the masked request, TRL's standard format) or "chat" (the messages the model is asked
+    with, TRL's conversational format — what DPO on this platform trains on). `split_share`: when set, a `split`
+    column (train / heldout) drawn by task with `split_seed`, exactly as a DPO run with those options draws it."""
+
+    prompt: str = "text"
+    split_share: float | None = None
+    split_seed: int = 42
+    aggregation: str = "majority"
+    min_votes: int = 1
+
+    def problems(self) -> list[str]:
+        problems = preference_config_problems(
+            {"aggregation": self.aggregation, "min_votes": self.min_votes, "seed": self.split_seed}
+            | ({"heldout_share": self.split_share} if self.split_share is not None else {})
+        )
+        if self.prompt not in ("text", "chat"):
+            problems.append(f"prompt must be text or chat, not {self.prompt!r}")
+        return problems
 
 
-def _trl_chunks(study: Study, exclude_flagged: bool, report: ExportReport) -> Iterator[bytes]:
-    """One preference pair per comparison whose strict majority prefers a side; ties and splits are dropped."""
-    judged = Q(judgments__isnull=False)
-    if exclude_flagged:
-        judged &= ~Q(judgments__annotator_id__in=flagged_annotator_ids(study=study))
-    comparisons = (
-        Comparison.objects.filter(study=study, is_gold=False)
-        .annotate(
-            a=Count("judgments", filter=judged & Q(judgments__choice="a")),
-            b=Count("judgments", filter=judged & Q(judgments__choice="b")),
-            tie=Count("judgments", filter=judged & Q(judgments__choice="tie")),
-        )
-        .filter(Q(a__gt=0) | Q(b__gt=0) | Q(tie__gt=0))
-        .order_by("id")
-        .values_list(
-            "id",
-            "task__key",
-            "task__masked_task",
-            "candidate_a__system__name",
-            "candidate_a__questions",
-            "candidate_a__outline",
-            "candidate_b__system__name",
-            "candidate_b__questions",
-            "candidate_b__outline",
-            "a",
-            "b",
-            "tie",
-        )
+def _trl_chunks(study: Study, exclude_flagged: bool, report: ExportReport, options: TrlOptions) -> Iterator[bytes]:
+    """Preference pairs from the one builder DPO uses (`training.preferences.comparison_pairs`)."""
+    heldout = (
+        heldout_task_keys(study_task_keys(studies=[study]), share=options.split_share, seed=options.split_seed)
+        if options.split_share is not None
+        else None
     )
-    yield from _jsonl_batches(_trl_records(study, comparisons, report), report)
+    pair_report = PairReport()
+    votes = study_comparison_votes(study=study, exclude_flagged=exclude_flagged, report=pair_report)
+    config = {"aggregation": options.aggregation, "min_votes": options.min_votes}
 
+    def records() -> Iterator[dict]:
+        for pair in build_pairs(votes, config=config, report=pair_report):
+            record = pair.as_trl(conversational=options.prompt == "chat")
+            if heldout is not None:
+                record["split"] = split_of(pair.task_key, heldout)
+            yield record
+        report.dropped_ties = pair_report.dropped["tie"]
+        report.dropped_splits = pair_report.dropped["split"]
 
-def _trl_records(study: Study, comparisons, report: ExportReport) -> Iterator[dict]:
-    for cid, key, prompt, sys_a, q_a, o_a, sys_b, q_b, o_b, a, b, tie in comparisons.iterator(chunk_size=CHUNK):
-        if tie >= max(a, b):
-            report.dropped_ties += 1 if tie > max(a, b) else 0
-            report.dropped_splits += 1 if tie == max(a, b) else 0
-            continue
-        if a == b:
-            report.dropped_splits += 1
-            continue
-        text_a, text_b = _response_text(study.kind, q_a, o_a), _response_text(study.kind, q_b, o_b)
-        chosen, rejected = ((text_a, sys_a), (text_b, sys_b)) if a > b else ((text_b, sys_b), (text_a, sys_a))
-        yield {
-            "prompt": prompt,
-            "chosen": chosen[0],
-            "rejected": rejected[0],
-            "system_chosen": chosen[1],
-            "system_rejected": rejected[1],
-            "votes": max(a, b),
-            "judgments": a + b + tie,
-            "comparison": cid,
-            "task_key": key,
-            "kind": study.kind,
-        }
+    yield from _jsonl_batches(records(), report)
 
 
 def export_chunks(
-    *, study: Study, fmt: str, real_usernames: bool = False, exclude_flagged: bool = False, report: ExportReport
+    *,
+    study: Study,
+    fmt: str,
+    real_usernames: bool = False,
+    exclude_flagged: bool = False,
+    report: ExportReport,
+    trl: TrlOptions | None = None,
 ) -> Iterator[bytes]:
     """The export as byte chunks; `report` is filled in as the chunks are consumed."""
     if fmt == "csv":
@@ -359,23 +350,32 @@ def export_chunks(
     if fmt == "parquet":
         return _parquet_chunks(study, real_usernames, report)
     if fmt == "trl":
-        return _trl_chunks(study, exclude_flagged, report)
+        return _trl_chunks(study, exclude_flagged, report, trl or TrlOptions())
     raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
 def export_to_file(
-    *, study: Study, fmt: str, path: str | Path, real_usernames: bool = False, exclude_flagged: bool = False
+    *,
+    study: Study,
+    fmt: str,
+    path: str | Path,
+    real_usernames: bool = False,
+    exclude_flagged: bool = False,
+    trl: TrlOptions | None = None,
 ) -> ExportReport:
     """Write the export atomically: a temporary file beside the target, renamed only once complete,
     so a failed or interrupted export never leaves a file that looks finished."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    problems = (trl or TrlOptions()).problems()
+    if problems:
+        raise ExportError("; ".join(problems))
     target = Path(path)
     if not target.parent.is_dir():
         raise ExportError(f"folder {target.parent} does not exist")
     report = ExportReport()
     chunks = export_chunks(
-        study=study, fmt=fmt, real_usernames=real_usernames, exclude_flagged=exclude_flagged, report=report
+        study=study, fmt=fmt, real_usernames=real_usernames, exclude_flagged=exclude_flagged, report=report, trl=trl
     )
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)

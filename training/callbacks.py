@@ -20,7 +20,10 @@ from transformers import TrainerCallback
 State = Literal["continue", "cancelled", "superseded"]
 _STATES: tuple[State, ...] = ("continue", "cancelled", "superseded")
 # Metrics that the run page plots and prints; everything numeric TRL logs is stored anyway.
-_SUMMARY_KEYS = ("reward", "reward_std", "loss", "kl", "completions/mean_length", "step_seconds")
+_SUMMARY_KEYS = (
+    "reward", "reward_std", "loss", "kl", "completions/mean_length", "rewards/accuracies", "rewards/margins",
+    "step_seconds",
+)  # fmt: skip
 
 
 class ProgressSink(Protocol):

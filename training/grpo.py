@@ -159,8 +159,10 @@ def launch_command(
     run_id: int | None = None,
     python: str = sys.executable,
     cpu_threads: int = 0,
+    module: str = "training.grpo",
 ) -> list[str]:
-    """The `accelerate launch` command line: one process on CPU, N processes (optionally DeepSpeed) on GPUs."""
+    """The `accelerate launch` command line: one process on CPU, N processes (optionally DeepSpeed) on GPUs.
+    `module` is the training entry point: `training.grpo` or `training.dpo`."""
     cmd = [python, "-m", "accelerate.commands.launch", "--num_machines", "1", "--dynamo_backend", "no"]
     cmd += ["--num_processes", str(num_processes), "--mixed_precision", "no"]
     if device == "cpu":
@@ -171,7 +173,7 @@ def launch_command(
         cmd += ["--use_deepspeed", "--deepspeed_config_file", deepspeed_config]
     elif num_processes > 1:
         cmd.append("--multi_gpu")
-    cmd += ["-m", "training.grpo", "--spec", str(spec_path)]
+    cmd += ["-m", module, "--spec", str(spec_path)]
     if run_id is not None:
         cmd += ["--run-id", str(run_id)]
     return cmd

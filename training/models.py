@@ -119,7 +119,7 @@ class GenerationChunk(models.Model):
 
 class Algorithm(models.TextChoices):
     GRPO = "grpo", "GRPO (online RL on the elicitation reward)"
-    DPO = "dpo", "DPO (offline, on exported human preferences)"
+    DPO = "dpo", "DPO (offline, on the human preferences of studies or a trl export)"
 
 
 class Device(models.TextChoices):
@@ -145,6 +145,16 @@ class TrainingRun(models.Model):
     )
     tasks_file = models.CharField(max_length=500, blank=True, help_text="Or a JSONL file of tasks.")
     algorithm = models.CharField(max_length=10, choices=Algorithm.choices, default=Algorithm.GRPO)
+    # DPO only: where the preference pairs come from (studies, or a `trl` export file), how they are built and
+    # split (training.preferences.DEFAULT_PREFERENCE_CONFIG), and the held-out accuracy measured by the run.
+    preference_studies = models.ManyToManyField(
+        "annotation.Study", blank=True, related_name="+", help_text="DPO: questions or outline studies."
+    )
+    preferences_file = models.CharField(
+        max_length=500, blank=True, help_text="DPO: or a trl export (`export_judgments --format trl --prompt chat`)."
+    )
+    preference_config = models.JSONField(default=dict, blank=True)
+    preference_eval = models.JSONField(default=dict, blank=True)
     reward_config = models.JSONField(default=dict, blank=True)
     hyperparameters = models.JSONField(default=dict, blank=True)
     device = models.CharField(max_length=10, choices=Device.choices, default=Device.AUTO)

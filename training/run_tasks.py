@@ -1,9 +1,9 @@
 """Celery task for training runs (queue: training; run workers with `-Q training -c 1`, one per GPU node).
 
-The task supervises: it claims the run, writes the spec, starts `accelerate launch … -m training.grpo` in its
-own process group, streams the child's output into `run.log` (a bounded tail), beats the heartbeat, kills the
-whole group when cancel is requested and the child does not stop by itself, and maps the exit status to the
-run's final status."""
+The task supervises: it claims the run, writes the spec, starts `accelerate launch … -m training.grpo` (or
+`training.dpo`) in its own process group, streams the child's output into `run.log` (a bounded tail), beats the
+heartbeat, kills the whole group when cancel is requested and the child does not stop by itself, and maps the exit
+status to the run's final status."""
 
 from __future__ import annotations
 
@@ -112,6 +112,7 @@ def supervise(*, run_id: int, attempt: int, resume: bool = False) -> str:
         deepspeed_config=run.deepspeed_config,
         run_id=run_id,
         cpu_threads=settings.PIG["TRAINING_CPU_THREADS"],
+        module=f"training.{run.algorithm}",  # training.grpo or training.dpo
     )
     env = {
         **os.environ,

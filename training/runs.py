@@ -24,8 +24,11 @@ from annotation.jsonl import parse_jsonl, require_text, require_text_list
 from annotation.models import Task
 from pigplatform.queueing import enqueue_on_commit
 
+from .dpo import DPOSpec, chat_template_problems, dpo_hyperparameter_problems, merged_dpo_hyperparameters
 from .grpo import FINAL_DIR, FINAL_INFO, TrainingSpec, hyperparameter_problems, merged_hyperparameters
 from .models import Algorithm, Backend, Device, JobStatus, System, TrainingMetric, TrainingRun
+from .preference_sources import PairSet, preference_pairs_for_studies, preference_pairs_from_file
+from .preferences import merged_preference_config, preference_config_problems
 from .rewards import reward_config_problems
 
 State = Literal["continue", "cancelled", "superseded"]
@@ -114,7 +117,35 @@ def training_run_can_cancel(run: TrainingRun) -> bool:
     )
 
 
-def training_run_spec(run: TrainingRun, *, resume: bool = False) -> TrainingSpec:
+def training_run_preference_pairs(run: TrainingRun) -> PairSet:
+    """A DPO run's pairs from its one preference source: studies or a `trl` export file."""
+    studies = list(run.preference_studies.order_by("slug")) if run.pk else []
+    if bool(studies) == bool(run.preferences_file):
+        return PairSet(problems=["choose exactly one preference source: one or more studies, or a trl export file"])
+    config_problems = preference_config_problems(run.preference_config)
+    if config_problems:
+        return PairSet(problems=config_problems)
+    if run.preferences_file:
+        return preference_pairs_from_file(path=run.preferences_file, config=run.preference_config)
+    return preference_pairs_for_studies(studies=studies, config=run.preference_config)
+
+
+def _dpo_pair_problems(pairs: PairSet, share: float) -> list[str]:
+    if pairs.problems:
+        return pairs.problems
+    if not pairs.train and not pairs.heldout:
+        return [f"no preference pairs after filtering ({pairs.report})"]
+    problems = []
+    if not pairs.train:
+        problems.append("no training pairs: every pair fell in the held-out tasks")
+    if share > 0 and not pairs.heldout:
+        problems.append("no held-out pairs: too few tasks for the held-out share (or set heldout_share to 0)")
+    return problems
+
+
+def training_run_spec(run: TrainingRun, *, resume: bool = False) -> TrainingSpec | DPOSpec:
+    if run.algorithm == Algorithm.DPO:
+        return _dpo_spec(run, resume=resume)
     tasks, problems = training_run_tasks(run)
     model_path = training_run_model_path(run)
     if problems or model_path is None:
@@ -130,6 +161,28 @@ def training_run_spec(run: TrainingRun, *, resume: bool = False) -> TrainingSpec
         run_id=run.pk,
         attempt=run.attempt,
         deepspeed_config=run.deepspeed_config,
+    )
+
+
+def _dpo_spec(run: TrainingRun, *, resume: bool) -> DPOSpec:
+    pairs = training_run_preference_pairs(run)
+    model_path = training_run_model_path(run)
+    problems = _dpo_pair_problems(pairs, merged_preference_config(run.preference_config)["heldout_share"])
+    if problems or model_path is None:
+        raise TrainingRunError("; ".join(problems) or "the base model path does not exist")
+    return DPOSpec(
+        model_path=str(model_path),
+        train=pairs.train,
+        heldout=pairs.heldout,
+        pair_summary=pairs.summary(),
+        output_dir=run.output_dir or str(Path(settings.PIG["RUNS_DIR"]) / run.name),
+        hyperparameters=merged_dpo_hyperparameters(run.hyperparameters),
+        device=run.device,
+        resume=resume,
+        run_id=run.pk,
+        attempt=run.attempt,
+        deepspeed_config=run.deepspeed_config,
+        max_questions=merged_preference_config(run.preference_config)["max_questions"],
     )
 
 
@@ -149,8 +202,11 @@ def training_run_create(
     device: str = Device.AUTO,
     num_processes: int = 1,
     deepspeed_config: str = "",
-    algorithm: str = Algorithm.GRPO,
     created_by: Any = None,
+    algorithm: str = Algorithm.GRPO,
+    preference_studies: list[Any] | None = None,
+    preferences_file: str = "",
+    preference_config: dict[str, Any] | None = None,
 ) -> TrainingRun:
     run = TrainingRun(
         name=name,
@@ -160,6 +216,8 @@ def training_run_create(
         task_study=task_study,
         tasks_file=tasks_file,
         algorithm=algorithm,
+        preferences_file=preferences_file,
+        preference_config=preference_config or {},
         reward_config=reward_config or {},
         hyperparameters=hyperparameters or {},
         device=device,
@@ -167,9 +225,11 @@ def training_run_create(
         deepspeed_config=deepspeed_config,
         created_by=created_by,
     )
-    run.max_steps = _max_steps(run)
+    run.max_steps = training_run_max_steps(run)
     run.full_clean()
-    run.save()
+    with transaction.atomic():
+        run.save()
+        run.preference_studies.set(preference_studies or [])
     return run
 
 
@@ -181,6 +241,9 @@ CONFIG_FIELDS = (
     "task_study",
     "tasks_file",
     "algorithm",
+    "preference_studies",
+    "preferences_file",
+    "preference_config",
     "reward_config",
     "hyperparameters",
     "device",
@@ -197,40 +260,59 @@ def training_run_update(*, run: TrainingRun, **changes: Any) -> TrainingRun:
         raise TrainingRunError(f"not configuration fields: {', '.join(sorted(unknown))}")
     if not changes:
         return run
+    studies = changes.pop("preference_studies", None)  # many-to-many: set after the row is saved
     with transaction.atomic():
         run = TrainingRun.objects.select_for_update().get(pk=run.pk)
         if run.started_at is not None:
             raise TrainingRunError(f"run {run.name} was launched: its configuration is fixed")
         for name, value in changes.items():
             setattr(run, name, value)
-        run.max_steps = _max_steps(run)
+        run.max_steps = training_run_max_steps(run)
         run.full_clean()
         run.save(update_fields=[*changes, "max_steps"])
+        if studies is not None:
+            run.preference_studies.set(studies)
     return run
 
 
-def _max_steps(run: TrainingRun) -> int:
-    steps = merged_hyperparameters(run.hyperparameters if isinstance(run.hyperparameters, dict) else {})["max_steps"]
+def training_run_max_steps(run: TrainingRun) -> int:
+    merge = merged_dpo_hyperparameters if run.algorithm == Algorithm.DPO else merged_hyperparameters
+    steps = merge(run.hyperparameters if isinstance(run.hyperparameters, dict) else {})["max_steps"]
     return steps if isinstance(steps, int) and steps > 0 else 0
 
 
 def training_run_problems(run: TrainingRun) -> list[str]:
     """Everything that would make the run fail, found without loading a model (cheap, web-process safe)."""
     problems: list[str] = []
-    if run.algorithm != Algorithm.GRPO:
-        problems.append(f"algorithm {run.algorithm!r} is not implemented yet (only GRPO)")
     if training_run_model_path(run) is None:
         where = run.base_system.model_path if run.base_system_id else run.base_model_path
         problems.append(
             f"unknown model path {where!r}: no model directory (config.json) there" if where else "no base model given"
         )
-    problems += hyperparameter_problems(run.hyperparameters, num_processes=run.num_processes)
-    problems += reward_config_problems(run.reward_config)
     if run.device == Device.CPU and run.num_processes != 1:
         problems.append("CPU runs use one process (num_processes = 1)")
     if run.deepspeed_config and not Path(run.deepspeed_config).is_file():
         problems.append(f"DeepSpeed config {run.deepspeed_config} does not exist")
+    if run.algorithm == Algorithm.DPO:
+        return problems + _dpo_problems(run)
+    problems += hyperparameter_problems(run.hyperparameters, num_processes=run.num_processes)
+    problems += reward_config_problems(run.reward_config)
     problems += training_run_tasks(run)[1]
+    return problems
+
+
+def _dpo_problems(run: TrainingRun) -> list[str]:
+    """DPO takes its prompts from the preference pairs: the task source and reward configuration are not used."""
+    problems = dpo_hyperparameter_problems(run.hyperparameters)
+    config_problems = preference_config_problems(run.preference_config)
+    if config_problems:
+        return problems + config_problems
+    pairs = training_run_preference_pairs(run)
+    pair_problems = _dpo_pair_problems(pairs, merged_preference_config(run.preference_config)["heldout_share"])
+    problems += pair_problems
+    model_path = training_run_model_path(run)
+    if model_path is not None and not pair_problems and pairs.train:
+        problems += chat_template_problems(str(model_path), pairs.train[0]["prompt"])
     return problems
 
 
@@ -274,7 +356,7 @@ def training_run_start(*, run: TrainingRun, enqueue: bool = True) -> TrainingRun
         cancel_requested=False,
         finished_at=None,
         output_dir=output_dir,
-        max_steps=_max_steps(run),
+        max_steps=training_run_max_steps(run),
     )
     if not claimed:
         raise TrainingRunError(f"run {run.name} changed meanwhile; reload and try again")
@@ -335,7 +417,7 @@ def training_run_resume(*, run: TrainingRun) -> TrainingRun:
         cancel_requested=False,
         error="",
         finished_at=None,
-        max_steps=_max_steps(run),
+        max_steps=training_run_max_steps(run),
     )
     if not claimed:
         raise TrainingRunError(f"run {run.name} changed meanwhile; reload and try again")
@@ -410,6 +492,8 @@ def training_run_register_system(*, run: TrainingRun) -> System:
         raise ValueError(f"no finished model in {final}")
     info = json.loads(info_path.read_text(encoding="utf-8"))
     params = dict(run.base_system.generation_params) if run.base_system_id else {}
+    if run.algorithm == Algorithm.DPO:
+        params.setdefault("max_questions", merged_preference_config(run.preference_config)["max_questions"])
     params.setdefault("max_questions", (run.reward_config.get("weights") or {}).get("max_questions", 5))
     if info.get("adapter"):
         # transformers loads base + adapter from the adapter directory (adapter_config.json names the base).
@@ -421,7 +505,7 @@ def training_run_register_system(*, run: TrainingRun) -> System:
         model_path=str(final),
         generation_params=params,
         training_run=run,
-        description=f"GRPO run {run.name} ({info.get('steps', '?')} steps"
+        description=f"{run.algorithm.upper()} run {run.name} ({info.get('steps', '?')} steps"
         + (", LoRA adapter" if info.get("adapter") else "")
         + f") from {info['base_model_path']}",
     )
@@ -454,6 +538,19 @@ def training_run_record_metrics(
             update["last_completions"] = completions
         TrainingRun.objects.filter(pk=run_id, attempt=attempt).update(**update)
     return state
+
+
+def training_run_record_preference_eval(*, run_id: int, attempt: int, result: dict[str, Any]) -> State:
+    """A DPO run's pair summary and held-out accuracies, written by its training process as they are known."""
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().filter(pk=run_id, attempt=attempt).first()
+        if run is None or run.status != JobStatus.RUNNING:
+            return "superseded"
+        merged = {**(run.preference_eval or {}), **result}
+        if "base" in result and "trained" not in result:
+            merged.pop("trained", None)  # a new attempt measures again; an older "after" no longer belongs to it
+        TrainingRun.objects.filter(pk=run_id, attempt=attempt).update(preference_eval=merged)
+    return _state(run_id, attempt)
 
 
 @dataclass(frozen=True)

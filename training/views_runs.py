@@ -13,11 +13,16 @@ from django.template.loader import render_to_string
 from django.utils.html import escape
 from django.views.decorators.http import require_GET
 
-from .models import JobStatus, TrainingRun
+from .models import Algorithm, JobStatus, TrainingRun
 from .runs import training_run_curve, training_run_is_dead
 
 PANELS = (
     ("Reward (mean over the generation batch)", ("reward", "rewards/elicitation_reward/mean", "rewards/coverage/mean")),
+    ("Loss", ("loss",)),
+)
+DPO_PANELS = (
+    ("Implicit reward β·log(π/π_ref) (training batch)", ("rewards/chosen", "rewards/rejected", "rewards/margins")),
+    ("Share of the batch's pairs ranked right (rewards/accuracies)", ("rewards/accuracies",)),
     ("Loss", ("loss",)),
 )
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
@@ -88,13 +93,70 @@ def line_chart_svg(
 def run_curve_svg(run: TrainingRun) -> str:
     curve = training_run_curve(run)
     panels = []
-    for title, keys in PANELS:
+    for title, keys in DPO_PANELS if run.algorithm == Algorithm.DPO else PANELS:
         series = {
             key: [(p.step, float(p.values[key])) for p in curve if isinstance(p.values.get(key), int | float)]
             for key in keys
         }
         panels.append(line_chart_svg(title, {k: v for k, v in series.items() if v} or {keys[0]: []}))
     return "".join(panels)
+
+
+ACCURACY_MEASURES = (
+    ("implicit", "implicit reward β·log(π/π_ref)"),
+    ("likelihood", "log-likelihood log π(y | x)"),
+)
+
+
+def heldout_accuracy_rows(evaluation: dict) -> list[dict]:
+    """Table rows for the run page and `manage.py train`: each measure, base and trained, with 95% intervals."""
+    rows = []
+    for key, label in ACCURACY_MEASURES:
+        cells = {}
+        for phase in ("base", "trained"):
+            value = (evaluation.get(phase) or {}).get(key)
+            cells[phase] = value if isinstance(value, dict) and math.isfinite(value.get("accuracy", math.nan)) else None
+        rows.append({"measure": key, "label": label, **cells})
+    return rows
+
+
+def heldout_accuracy_svg(evaluation: dict, *, width: int = 560) -> str:
+    """Base vs trained held-out accuracy with 95% bootstrap intervals, per measure, on a 0–1 axis (0.5 = chance)."""
+    rows = heldout_accuracy_rows(evaluation)
+    left, right, top, row_h = 190, 16, 26, 46
+    height = top + row_h * len(rows) + 30
+    plot_w = width - left - right
+
+    def sx(v: float) -> float:
+        return left + max(0.0, min(1.0, v)) * plot_w
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        'role="img" aria-label="Held-out preference accuracy" font-family="sans-serif" font-size="11">',
+        f'<text x="{left}" y="14" font-weight="bold">Held-out preference accuracy (95% bootstrap over tasks)</text>',
+        f'<line x1="{sx(0.5):.1f}" x2="{sx(0.5):.1f}" y1="{top}" y2="{height - 30}" stroke="#bbb" '
+        'stroke-dasharray="3,3"/>',
+    ]
+    for v in (0, 0.25, 0.5, 0.75, 1):
+        parts.append(f'<text x="{sx(v):.1f}" y="{height - 14}" text-anchor="middle">{v:g}</text>')
+    for i, row in enumerate(rows):
+        y0 = top + i * row_h
+        parts.append(f'<text x="{left - 8}" y="{y0 + 20}" text-anchor="end">{escape(row["label"])}</text>')
+        for j, (phase, colour) in enumerate((("base", "#7f7f7f"), ("trained", "#1f77b4"))):
+            cell = row[phase]
+            if cell is None:
+                continue
+            y = y0 + 12 + j * 16
+            lo, hi = cell["lo"], cell["hi"]
+            parts.append(
+                f'<line x1="{sx(lo):.1f}" x2="{sx(hi):.1f}" y1="{y}" y2="{y}" stroke="{colour}" stroke-width="2"/>'
+            )
+            parts.append(f'<circle cx="{sx(cell["accuracy"]):.1f}" cy="{y}" r="4" fill="{colour}"/>')
+            parts.append(
+                f'<text x="{sx(hi) + 6:.1f}" y="{y + 4}" fill="{colour}">{phase} {cell["accuracy"]:.3f}</text>'
+            )
+    parts.append("</svg>")
+    return "".join(parts)
 
 
 def run_status_label(run: TrainingRun) -> str:
@@ -114,6 +176,10 @@ def run_progress_context(run: TrainingRun) -> dict:
         "curve_svg": run_curve_svg(run),
         "completions": run.last_completions or [],
         "live": run.status in (JobStatus.QUEUED, JobStatus.RUNNING),
+        "is_dpo": run.algorithm == Algorithm.DPO,
+        "preference_eval": run.preference_eval or {},
+        "accuracy_rows": heldout_accuracy_rows(run.preference_eval or {}),
+        "accuracy_svg": heldout_accuracy_svg(run.preference_eval) if (run.preference_eval or {}).get("base") else "",
     }
 
 

@@ -162,7 +162,7 @@ def test_trl_keeps_majorities_and_drops_ties_and_splits(annotators, tmp_path):
     assert record["system_rejected"] == "base"
     assert record["votes"] == 2
     assert record["prompt"] == winner.task.masked_task
-    assert record["chosen"] == "1. " + winner.questions[0]
+    assert record["chosen"] == "\n".join(winner.questions)  # one question per line, as the questioner writes them
 
 
 @pytest.mark.slow

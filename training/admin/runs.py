@@ -1,4 +1,4 @@
-"""Admin for GRPO training runs: create, Start / Cancel / Resume (buttons and list actions), live curve."""
+"""Admin for training runs (GRPO and DPO): create, Start / Cancel / Resume (buttons and list actions), live curve."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
+from training.dpo import merged_dpo_hyperparameters
 from training.grpo import merged_hyperparameters
-from training.models import JobStatus, TrainingRun
+from training.models import Algorithm, JobStatus, TrainingRun
+from training.preferences import DEFAULT_PREFERENCE_CONFIG
 from training.runs import (
     CONFIG_FIELDS,
     TrainingRunError,
@@ -54,8 +56,9 @@ class TrainingRunAdmin(admin.ModelAdmin):
     list_display = ("name", "algorithm", "state", "progress", "device", "created_at")
     list_filter = ("status", "algorithm", "device")
     search_fields = ("name",)
-    raw_id_fields = ("base_system", "task_study")
+    raw_id_fields = ("base_system", "task_study", "preference_studies")
     change_form_template = "training/run_change_form.html"
+    change_list_template = "training/run_change_list.html"
     actions = ("start_runs", "cancel_runs", "resume_runs", "reenqueue_runs")
     fieldsets = (
         (None, {"fields": CONFIG_FIELDS}),
@@ -68,6 +71,15 @@ class TrainingRunAdmin(admin.ModelAdmin):
         return (CONFIG_FIELDS if launched else ()) + STATE_FIELDS
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict:
+        if request.GET.get("algorithm") == Algorithm.DPO:  # "Add DPO run": the DPO defaults, no task source
+            hp = merged_dpo_hyperparameters({})
+            keys = ("learning_rate", "max_steps", "per_device_train_batch_size", "beta", "loss_type", "max_length")
+            keys += ("seed", "save_steps", "lora", "lora_r", "lora_alpha")
+            return {
+                "algorithm": Algorithm.DPO,
+                "hyperparameters": {k: hp[k] for k in keys},
+                "preference_config": dict(DEFAULT_PREFERENCE_CONFIG),
+            }
         hp = merged_hyperparameters({})
         keys = ("learning_rate", "max_steps", "num_generations", "per_device_train_batch_size")
         keys += ("max_completion_length", "beta", "temperature", "seed", "save_steps", "lora", "lora_r", "lora_alpha")

@@ -1,4 +1,4 @@
-"""`python manage.py train --config run.toml [--wait | --inline]`: create and start a GRPO run from a TOML file.
+"""`python manage.py train --config run.toml [--wait | --inline]`: create and start a GRPO or DPO run from a TOML file.
 
 TOML keys (see docs/training.md and training/configs/example.toml):
     name = "my-run"                          # unique slug
@@ -9,6 +9,9 @@ TOML keys (see docs/training.md and training/configs/example.toml):
     deepspeed_config = ""                    # optional DeepSpeed JSON (ZeRO-2/3)
     [hyperparameters]                        # any of training.grpo.DEFAULT_HYPERPARAMETERS
     [reward]                                 # simulator, terms, concise_chars, [reward.weights]
+    algorithm = "dpo"                        # DPO instead (default "grpo"); then, instead of tasks and reward:
+    [preferences]                            # studies = ["slug", …] or file = "prefs.trl.jsonl", and any of
+                                             # training.preferences.DEFAULT_PREFERENCE_CONFIG (aggregation, …)
 """
 
 from __future__ import annotations
@@ -22,13 +25,14 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.models import Study
-from training.models import FINISHED_STATUSES, JobStatus, System, TrainingRun
+from training.models import FINISHED_STATUSES, Algorithm, JobStatus, System, TrainingRun
 from training.run_tasks import supervise
 from training.runs import TrainingRunError, training_run_create, training_run_start
+from training.views_runs import heldout_accuracy_rows
 
 TOP_KEYS = {
     "name", "model", "base_system", "tasks_split", "tasks_study", "tasks_file", "device", "num_processes",
-    "deepspeed_config", "hyperparameters", "reward",
+    "deepspeed_config", "hyperparameters", "reward", "algorithm", "preferences",
 }  # fmt: skip
 
 
@@ -50,8 +54,23 @@ def run_from_config(config: dict[str, Any], *, created_by: Any = None) -> Traini
         study = Study.objects.filter(slug=config["tasks_study"]).first()
         if study is None:
             raise CommandError(f"no study with slug {config['tasks_study']!r}")
+    preferences = dict(config.get("preferences") or {})
+    slugs = preferences.pop("studies", [])
+    if not isinstance(slugs, list):
+        raise CommandError("preferences.studies must be a list of study slugs")
+    studies = list(Study.objects.filter(slug__in=slugs))
+    missing = sorted(set(slugs) - {s.slug for s in studies})
+    if missing:
+        raise CommandError(f"no study with slug(s) {', '.join(map(repr, missing))}")
+    algorithm = config.get("algorithm", Algorithm.GRPO)
+    if algorithm not in Algorithm.values:
+        raise CommandError(f"algorithm must be one of {', '.join(Algorithm.values)}, not {algorithm!r}")
     try:
         return training_run_create(
+            algorithm=algorithm,
+            preference_studies=studies,
+            preferences_file=str(preferences.pop("file", "")),
+            preference_config=preferences,
             name=config["name"],
             base_model_path=str(config.get("model", "")),
             base_system=base_system,
@@ -82,6 +101,10 @@ def follow(run: TrainingRun, stdout, *, poll: float = 1.0) -> TrainingRun:
             last = run.metrics.order_by("-step").values_list("values", flat=True).first() or {}
             if "reward" in last:
                 bar.set_postfix(reward=f"{last['reward']:.3f}", loss=f"{last.get('loss', float('nan')):.4f}")
+            elif "rewards/margins" in last:
+                bar.set_postfix(
+                    margin=f"{last['rewards/margins']:.3f}", acc=f"{last.get('rewards/accuracies', float('nan')):.2f}"
+                )
             if run.status in FINISHED_STATUSES:
                 return run
             time.sleep(poll)
@@ -90,7 +113,7 @@ def follow(run: TrainingRun, stdout, *, poll: float = 1.0) -> TrainingRun:
 
 
 class Command(BaseCommand):
-    help = "Create and start a GRPO training run from a TOML config."
+    help = "Create and start a GRPO or DPO training run from a TOML config."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--config", required=True, type=Path)
@@ -132,8 +155,35 @@ def execute(command: BaseCommand, run: TrainingRun, *, wait: bool, inline: bool)
     elapsed = time.monotonic() - started
     command.stdout.write(f"run {run.name}: {run.status} after {run.step} steps in {elapsed:.0f} s")
     if run.status != JobStatus.SUCCEEDED:
+        if run.algorithm == Algorithm.DPO:
+            write_heldout_accuracy(command, run)
         raise CommandError(run.error or run.status)
+    if run.algorithm == Algorithm.DPO:
+        write_heldout_accuracy(command, run)
     system = run.systems.first()
     if system:
         command.stdout.write(f"registered system {system.name}: {system.model_path}")
     return run
+
+
+def write_heldout_accuracy(command: BaseCommand, run: TrainingRun) -> None:
+    evaluation = run.preference_eval or {}
+    source = evaluation.get("source") or {}
+    if source:
+        dropped = ", ".join(f"{n} {r}" for r, n in (source.get("dropped") or {}).items()) or "none"
+        command.stdout.write(
+            f"pairs: {source['train_pairs']} train, {source['heldout_pairs']} held out "
+            f"({source['heldout_tasks']} tasks); dropped: {dropped}"
+        )
+    if not evaluation.get("base"):
+        return
+    command.stdout.write(
+        f"held-out preference accuracy ({evaluation['pairs']} pairs, {evaluation['tasks']} tasks, "
+        "95% bootstrap over tasks):"
+    )
+    for row in heldout_accuracy_rows(evaluation):
+        cells = [
+            f"{phase} {c['accuracy']:.3f} [{c['lo']:.3f}, {c['hi']:.3f}]" if (c := row[phase]) else f"{phase} –"
+            for phase in ("base", "trained")
+        ]
+        command.stdout.write(f"  {row['label']}: " + "   ".join(cells))
