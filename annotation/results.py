@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from annotation.exports import CONTENT_TYPES, EXTENSIONS, FORMATS, ExportReport, export_chunks
-from annotation.models import Study
+from annotation.models import Study, StudyKind
 from annotation.selectors_stats import study_judgments_table, study_progress, study_stats_version
 from annotation.stats import preference_report
 from annotation.stats.svg import forest, pair_bars
@@ -106,6 +106,10 @@ def study_figures(*, study: Study, exclude_flagged: bool, fresh: bool = False) -
 @require_GET
 def study_results(request: HttpRequest, slug: str) -> HttpResponse:
     study = _get_study_for_staff(request, slug)
+    if study.kind == StudyKind.ANSWER:
+        from annotation.answer_views import answer_results
+
+        return answer_results(request, study)
     exclude_flagged = request.GET.get("exclude_flagged") == "1"
     figures, stale = study_figures(study=study, exclude_flagged=exclude_flagged, fresh=request.GET.get("fresh") == "1")
     report = {key: [_display(row) for row in rows] for key, rows in figures["report"].items()}

@@ -198,7 +198,9 @@ def generation_chunk_run(*, chunk: GenerationChunk) -> None:
     params = dict(system.generation_params or {})
     params.setdefault("seed", job.pk)
     outputs = []
-    if tasks:
+    if tasks and job.answers_study_id:
+        outputs = _outlines_from_human_answers(job, tasks, params)
+    elif tasks:
         outputs = run_pipeline(
             [TaskInput(t.key, t.masked_task, list(t.hidden_facts or [])) for t in tasks],
             backend=system_backend(system),
@@ -245,6 +247,116 @@ def generation_chunk_run(*, chunk: GenerationChunk) -> None:
     except ChunkAlreadySettled:
         return
     _finish_if_settled(job.pk)
+
+
+HUMAN_ANSWERS_SUFFIX = "-human-answers"
+
+
+def human_answers_system(*, source: System) -> System:
+    """The system that receives `source`'s outlines written from people's answers: same backend and model, its
+    own name, so an outline study can pair it with `source` (blind, as every system)."""
+    name = f"{source.name[: 100 - len(HUMAN_ANSWERS_SUFFIX)]}{HUMAN_ANSWERS_SUFFIX}"
+    system, _ = System.objects.get_or_create(
+        name=name,
+        defaults={
+            "backend": source.backend,
+            "model_path": source.model_path,
+            "endpoint": source.endpoint,
+            "generation_params": dict(source.generation_params or {}),
+            "description": f"Outlines by {source.name} written from people's answers in answer studies "
+            f"(questions by {source.name}).",
+        },
+    )
+    return system
+
+
+def _usable_transcripts(study_id: int, source_id: int) -> Any:
+    from django.db.models import Exists, OuterRef
+
+    from annotation.models import AnnotatorFlag, HumanTranscript
+
+    flagged = AnnotatorFlag.objects.filter(study_id=study_id, annotator=OuterRef("annotator"))
+    return (
+        HumanTranscript.objects.filter(item__study_id=study_id, item__is_gold=False, candidate__system_id=source_id)
+        .filter(~Exists(flagged))
+        .order_by("pk")
+    )
+
+
+def human_outlines_start(
+    *,
+    study: Any,
+    source: System,
+    simulator: str = "embedding",
+    user: AbstractBaseUser | None = None,
+    chunk_size: int | None = None,
+) -> GenerationJob:
+    """Have `source` write outlines from the answer study's human transcripts of its questions, as a generation
+    job of the derived "<source>-human-answers" system. One outline per task, from the task's first answer set
+    by an annotator in good standing; tasks that already have one are skipped (idempotent)."""
+    if source.backend == BackendChoice.STATIC:
+        raise ValidationError(f"system '{source.name}' is static (imported outputs): it cannot write outlines")
+    if simulator not in ("embedding", "lexical"):
+        raise ValidationError("choose the embedding or lexical matcher to score the human answers")
+    task_ids = sorted(set(_usable_transcripts(study.pk, source.pk).values_list("candidate__task_id", flat=True)))
+    if not task_ids:
+        raise ValidationError(f"no human answers to {source.name}'s questions in study '{study.slug}' yet")
+    target = human_answers_system(source=source)
+    size = _chunk_size(target, chunk_size)
+    with transaction.atomic():
+        job = GenerationJob.objects.create(
+            system=target,
+            task_ids=task_ids,
+            simulator=simulator,
+            total=len(task_ids),
+            answers_study=study,
+            answers_source=source,
+            created_by=user if user is not None and user.is_authenticated else None,
+        )
+        chunks = GenerationChunk.objects.bulk_create(
+            GenerationChunk(job=job, index=i, task_ids=task_ids[start : start + size])
+            for i, start in enumerate(range(0, len(task_ids), size))
+        )
+        _enqueue_chunks(job.pk, [c.pk for c in chunks] or list(job.chunks.values_list("pk", flat=True)))
+    return job
+
+
+def _outlines_from_human_answers(job: GenerationJob, tasks: list[Task], params: dict[str, Any]) -> list[Any]:
+    from training.human_answers import AnsweredTask, HumanAnswer, HumanAnswerReplay, write_outlines
+    from training.pipeline import PipelineOutput
+
+    first: dict[int, Any] = {}
+    for t in _usable_transcripts(job.answers_study_id, job.answers_source_id).filter(
+        candidate__task_id__in=[t.pk for t in tasks]
+    ):
+        first.setdefault(t.candidate.task_id, t)
+    missing = [PipelineOutput(key=t.key, error="no human answers for this task") for t in tasks if t.pk not in first]
+    ready = [t for t in tasks if t.pk in first]
+    items = [
+        AnsweredTask(
+            key=t.key,
+            masked_task=t.masked_task,
+            questions=list(first[t.pk].questions),
+            answers=[HumanAnswer(str(a.get("text", "")), bool(a.get("doesnt_say"))) for a in first[t.pk].answers],
+        )
+        for t in ready
+    ]
+    outputs = write_outlines(items, backend=system_backend(job.system), params=params)
+    matcher = make_matcher(job.simulator)
+    for task, item, out in zip(ready, items, outputs, strict=True):
+        transcript = first[task.pk]
+        replay = HumanAnswerReplay(item.answers, matcher).answer(item.questions, list(task.hidden_facts or []))
+        out.revealed = [a.revealed for a in replay]
+        out.metadata.update(
+            {
+                "human_transcript": transcript.pk,
+                "source_candidate": transcript.candidate_id,
+                "answered_by": transcript.annotator_id,
+                "answer_study": job.answers_study_id,
+                "seed": params.get("seed"),
+            }
+        )
+    return [*outputs, *missing]
 
 
 def generation_chunk_fail(*, chunk: GenerationChunk, error: str) -> None:

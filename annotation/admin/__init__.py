@@ -6,4 +6,5 @@ from . import (
     core,  # noqa: F401
     judging,  # noqa: F401
     results,  # noqa: F401  (after core: it extends the registered StudyAdmin)
+    study_answers,  # noqa: F401  (after core: answer items, transcripts, and a Study action)
 )
