@@ -11,7 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
-from annotation.exports import CONTENT_TYPES, EXTENSIONS, FORMATS, ExportReport, export_chunks
+from annotation.exports import CONTENT_TYPES, EXTENSIONS, ExportReport, export_chunks, formats_for
 from annotation.models import Study, StudyKind
 from annotation.selectors_stats import study_judgments_table, study_progress, study_stats_version
 from annotation.stats import preference_report
@@ -124,7 +124,7 @@ def study_results(request: HttpRequest, slug: str) -> HttpResponse:
         "overall_bias": [r for r in report["position_bias"] if r["annotator"] is None],
         "annotator_bias": [r for r in report["position_bias"] if r["annotator"] is not None],
         "progress": study_progress(study=study),
-        "formats": FORMATS,
+        "formats": formats_for(study),
     }
     return render(request, "annotation/results.html", context)
 
@@ -133,7 +133,7 @@ def study_results(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def study_download(request: HttpRequest, slug: str, fmt: str) -> StreamingHttpResponse:
     study = _get_study_for_staff(request, slug)
-    if fmt not in FORMATS:
+    if fmt not in formats_for(study):
         raise Http404("unknown format")
     chunks = export_chunks(
         study=study,
@@ -143,5 +143,6 @@ def study_download(request: HttpRequest, slug: str, fmt: str) -> StreamingHttpRe
         report=ExportReport(),
     )
     response = StreamingHttpResponse(chunks, content_type=CONTENT_TYPES[fmt])
-    response["Content-Disposition"] = f'attachment; filename="{study.slug}-judgments.{EXTENSIONS[fmt]}"'
+    name = "answers" if fmt == "answers" else "judgments"
+    response["Content-Disposition"] = f'attachment; filename="{study.slug}-{name}.{EXTENSIONS[fmt]}"'
     return response

@@ -570,6 +570,9 @@ def auto_eval_run(
                 name: bootstrap_mean([v[name] for v in mine.values()], n_boot=n_boot) for name in METRICS
             }
             metrics["matcher"] = matcher
+            human = _human_answer_metrics(system=system, split=split, matcher=match, n_boot=n_boot)
+            if human is not None:
+                metrics["human_answers"] = human
             if baseline is not None and baseline.pk != system.pk:
                 theirs = scores[baseline.pk]
                 shared = sorted(set(mine) & set(theirs))
@@ -589,6 +592,49 @@ def auto_eval_run(
                 )
             )
     return results
+
+
+def _human_answer_metrics(*, system: System, split: str, matcher: Matcher, n_boot: int) -> dict[str, Any] | None:
+    """Where people have answered this system's questions in character (answer studies): the reward and
+    coverage from their answers beside the simulator's, scored with the same matcher; None when nobody has.
+    Intervals resample answer sets; annotators flagged in their study are left out."""
+    from django.db.models import Exists, OuterRef
+
+    from annotation.models import AnnotatorFlag, HumanTranscript
+
+    from .human_answers import HumanAnswer, score_transcript
+
+    flagged = AnnotatorFlag.objects.filter(study=OuterRef("item__study"), annotator=OuterRef("annotator"))
+    rows = (
+        HumanTranscript.objects.filter(candidate__system=system, item__is_gold=False)
+        .filter(~Exists(flagged))
+        .select_related("candidate__task")
+    )
+    if split:
+        rows = rows.filter(candidate__task__split=split)
+    weights = RewardWeights(max_questions=int((system.generation_params or {}).get("max_questions", 5)))
+    scores = [
+        score_transcript(
+            questions=list(t.questions),
+            masked_task=t.candidate.task.masked_task,
+            hidden_facts=list(t.candidate.task.hidden_facts or []),
+            answers=[HumanAnswer(str(a.get("text", "")), bool(a.get("doesnt_say"))) for a in t.answers],
+            matcher=matcher,
+            weights=weights,
+        )
+        for t in rows.order_by("pk")
+    ]
+    if not scores:
+        return None
+    return {
+        "n_answer_sets": len(scores),
+        "n_tasks": rows.values("candidate__task_id").distinct().count(),
+        "reward_human": bootstrap_mean([x.human_reward for x in scores], n_boot=n_boot),
+        "reward_simulated": bootstrap_mean([x.simulated_reward for x in scores], n_boot=n_boot),
+        "coverage_human": bootstrap_mean([x.human_coverage for x in scores], n_boot=n_boot),
+        "coverage_simulated": bootstrap_mean([x.simulated_coverage for x in scores], n_boot=n_boot),
+        "optimism": bootstrap_mean([x.simulated_coverage - x.human_coverage for x in scores], n_boot=n_boot),
+    }
 
 
 def _finite(value: Any) -> Any:
