@@ -295,7 +295,8 @@ def _clean_answers(questions: list[str], answers: Any) -> list[dict[str, Any]]:
         if not isinstance(text, str):
             errors[f"answer-{i}"] = f"Answer {i + 1} must be text."
             continue
-        text = text.strip()
+        # Browsers submit a textarea's line breaks as CRLF; store one newline convention.
+        text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
         if doesnt_say:
             text = ""
         elif not text:

@@ -78,7 +78,7 @@
       step.textContent = `All ${n} questions answered — check and submit`;
       submitButton.focus();
     } else {
-      step.textContent = `Question ${current + 1} of ${n}`;
+      step.textContent = "";  // the question's own legend says "Question i of n"
       box(current).focus();
     }
   };
