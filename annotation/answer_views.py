@@ -122,6 +122,7 @@ def answer(request: HttpRequest, assignment_id: int) -> HttpResponse:
         posted=posted,
         errors=errors,
         assignment=assignment,
+        answer_action=reverse("annotation:answer", args=[assignment.pk]),
         lease_expired=assignment.state == AssignmentState.EXPIRED,
     )
     return render(request, "annotation/answer.html", context, status=status)
@@ -164,7 +165,9 @@ def preview(request: HttpRequest, study: Study) -> HttpResponse:
         return redirect("admin:annotation_study_change", study.pk)
     card = answers.intent_card(item=item, study=study)
     return render(
-        request, "annotation/answer.html", _context(request, study=study, card=card, posted=None, preview=True)
+        request,
+        "annotation/answer.html",
+        _context(request, study=study, card=card, posted=None, preview=True, answer_action="#"),
     )
 
 

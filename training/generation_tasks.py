@@ -16,7 +16,7 @@ from django.db import OperationalError
 from .backends import TransientBackendError
 from .generation import generation_chunk_claim, generation_chunk_fail, generation_chunk_run, retry_countdown
 
-__all__ = ["run_chunk"]
+__all__ = ["run_chunk", "try_outline", "try_questions"]
 
 log = logging.getLogger(__name__)
 
@@ -40,3 +40,20 @@ def run_chunk(self, chunk_id: int) -> None:  # type: ignore[no-untyped-def]
     except Exception as exc:
         log.exception("chunk %s failed", chunk_id)
         generation_chunk_fail(chunk=chunk, error=f"{type(exc).__name__}: {exc}")
+
+
+# "Try as the user" (training/try_loop.py): one generation each, state in the cache. Not acks_late: a step lost
+# with its worker leaves the page waiting, and the researcher starts over; a redelivered step finds its stage
+# moved on and does nothing.
+@shared_task(name="generation.try_questions", ignore_result=True)
+def try_questions(token: str) -> None:
+    from .try_loop import try_run_questions
+
+    try_run_questions(token=token)
+
+
+@shared_task(name="generation.try_outline", ignore_result=True)
+def try_outline(token: str) -> None:
+    from .try_loop import try_run_outline
+
+    try_run_outline(token=token)
