@@ -20,48 +20,13 @@ from typing import Any
 SLOT_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("budget", ("budget", "cost", "price", "spend", "afford", "capped at", "fund")),
     ("deadline", ("deadline", "due", "by the end of", "no later than", "submit by")),
-    (
-        "date",
-        (
-            "date",
-            "on monday",
-            "on tuesday",
-            "on wednesday",
-            "on thursday",
-            "on friday",
-            "on saturday",
-            "on sunday",
-            "january",
-            "february",
-            "march",
-            "april",
-            "may ",
-            "june",
-            "july",
-            "august",
-            "september",
-            "october",
-            "november",
-            "december",
-        ),
-    ),
+    ("date", ("date", "on monday", "on tuesday", "on wednesday", "on thursday", "on friday", "on saturday",
+              "on sunday", "january", "february", "march", "april", "may ", "june", "july", "august",
+              "september", "october", "november", "december")),
     ("duration", ("minute", "hour", "week", "month", "year", "duration", "long", "days")),
     ("length", ("word limit", "words", "pages", "page limit", "length", "slides")),
-    (
-        "audience",
-        (
-            "audience",
-            "reader",
-            "readers",
-            "attendee",
-            "listener",
-            "viewer",
-            "for students",
-            "reviewer",
-            "customers",
-            "users",
-        ),
-    ),
+    ("audience", ("audience", "reader", "readers", "attendee", "listener", "viewer", "for students",
+                  "reviewer", "customers", "users")),
     ("location", ("location", "venue", "city", " held in ", " based in ", " located ")),
     ("size", ("people", "guests", "participants", "employees", "members", "attendees", "team of")),
     ("tone", ("tone", "style", "formal", "casual", "voice")),
@@ -70,11 +35,8 @@ SLOT_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("constraint", ("must", "cannot", "can't", "only", "not allowed", "avoid", "never", "required")),
 )
 _LEAD = re.compile(r"^(?:the|our|my|their|a|an)\s+", re.IGNORECASE)
-_COPULA = re.compile(
-    r"^(?P<subject>.{2,60}?)\s+(?:is|are|was|were|will be|should be|must be|has to be)\s+"
-    r"(?P<value>.+?)[.!]?$",
-    re.IGNORECASE,
-)
+_COPULA = re.compile(r"^(?P<subject>.{2,60}?)\s+(?:is|are|was|were|will be|should be|must be|has to be)\s+"
+                     r"(?P<value>.+?)[.!]?$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
