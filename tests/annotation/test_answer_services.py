@@ -218,3 +218,15 @@ def test_expiry_returns_slots_once(alice):
     assert answers.answer_assignments_expire(study=study, now=later) == 0
     assert AnswerItem.objects.get(pk=assignment.item_id).slots_taken == 0
     assert AnswerAssignment.objects.get(pk=assignment.pk).state == AssignmentState.EXPIRED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stored_transcript_cannot_be_changed_even_in_bulk(alice):
+    from django.db import IntegrityError, transaction
+
+    study = make_answer_study(tasks=1, systems=1, annotators=(alice,))
+    assignment = answer_assignment_next(study=study, annotator=alice)
+    answer_set_submit(assignment_id=assignment.pk, annotator=alice, answers=answers_for(3))
+    with pytest.raises(IntegrityError), transaction.atomic():
+        HumanTranscript.objects.update(answers=[])
+    assert HumanTranscript.objects.get().answers == answers_for(3, "It is $5,000.")
