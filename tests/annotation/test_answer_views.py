@@ -141,3 +141,54 @@ def test_preview_shows_an_item_and_stores_nothing(client, researcher):
     assert "Preview as annotator" in page
     assert "What you know" in page
     assert not AnswerAssignment.objects.exists()
+
+
+def test_the_json_api_leaves_answer_studies_to_the_browser(client, alice):
+    study = make_answer_study(tasks=1, systems=1, annotators=(alice,))
+    client.force_login(alice)
+    assert client.get(reverse("annotation:api-studies")).json()["studies"] == []
+    refused = client.post(reverse("annotation:api-next", args=[study.pk]), {}, "application/json")
+    assert refused.status_code == 400
+    assert "answered in the browser" in refused.json()["message"]
+    assert not AnswerAssignment.objects.exists()
+
+
+def test_blinding_audit_no_page_an_annotator_sees_names_a_system_or_a_candidate(client, alice):
+    from annotation.answers import study_build_answer_items
+    from annotation.models import Candidate, Study, StudyKind
+    from tests import factories
+    from training.models import Backend, System
+
+    systems = {918273645: "zephyr-proactive-rl", 827364519: "quokka-base-instruct"}
+    study = factories.StudyFactory(kind=StudyKind.ANSWER, overlap=1, gold_rate=0.5)
+    study.annotators.add(alice)
+    for pk, name in systems.items():
+        study.systems.add(System.objects.create(pk=pk, name=name, backend=Backend.STATIC))
+    for i in range(2):
+        task = factories.TaskFactory()
+        for k, pk in enumerate(systems):
+            Candidate.objects.create(
+                pk=736251849 + 10 * i + k, task=task, system_id=pk, questions=["What is the budget?"], outline="x"
+            )
+    study_build_answer_items(study=Study.objects.get(pk=study.pk))
+    client.force_login(alice)
+    seen = [client.get(reverse("annotation:home"))]
+    while True:
+        started = client.post(reverse("annotation:next", args=[study.pk]))
+        seen.append(started)
+        if "/done/" in started["Location"]:
+            seen.append(client.get(started["Location"]))
+            break
+        seen.append(client.get(started["Location"]))
+        n = len(AnswerAssignment.objects.filter(annotator=alice).latest("created_at").item.questions)
+        seen.append(client.post(started["Location"], {}))  # refused: 400, the page again
+        seen.append(client.post(started["Location"], {f"doesnt-say-{i}": "1" for i in range(n)}))
+    text = "\n".join(" ".join(f"{k}: {v}" for k, v in r.items()) + r.content.decode() for r in seen)
+    for pk, name in systems.items():
+        assert name not in text
+        assert str(pk) not in text
+    for pk in Candidate.objects.values_list("pk", flat=True):
+        assert str(pk) not in text
+    # Every regular item was answered (gold is interleaved, never served once real work has run out).
+    regular = study.answer_items.filter(is_gold=False).count()
+    assert HumanTranscript.objects.filter(annotator=alice, item__is_gold=False).count() == regular
