@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_ratelimit.core import is_ratelimited
 
 from . import selectors, services
-from .models import Assignment, Study
+from .models import Assignment, Study, StudyKind
 
 STATUS_BY_CODE = {
     "invalid": 400,
@@ -127,7 +127,8 @@ def csrf(request: HttpRequest) -> JsonResponse:
 @api_login_required
 @api_throttled
 def studies(request: HttpRequest) -> JsonResponse:
-    rows = selectors.studies_with_progress(user=request.user)
+    # The API serves the pairwise kinds; answer studies are answered in the browser (docs/answers.md).
+    rows = [(s, p) for s, p in selectors.studies_with_progress(user=request.user) if s.kind != StudyKind.ANSWER]
     return JsonResponse(
         {"studies": [{**_study_json(study), "progress": _progress_json(progress)} for study, progress in rows]}
     )
@@ -150,6 +151,8 @@ def next_assignment(request: HttpRequest, study_id: int) -> JsonResponse:
     study = selectors.study_for_annotator(user=request.user, study_id=study_id)
     if study is None:
         return _error("not_found", "No such study for you.")
+    if study.kind == StudyKind.ANSWER:
+        return _error("invalid", "Answer studies are answered in the browser; this API serves the pairwise kinds.")
     try:
         assignment = services.assignment_next_for_annotator(study=study, annotator=request.user)
     except services.JudgingError as exc:

@@ -26,7 +26,7 @@ from django.db import connection
 from training.preference_sources import study_comparison_votes, study_task_keys
 from training.preferences import PairReport, build_pairs, heldout_task_keys, preference_config_problems, split_of
 
-from .models import Study
+from .models import Study, StudyKind
 from .selectors_stats import (
     EXPORT_COLUMNS,
     flagged_annotator_ids,
@@ -35,14 +35,18 @@ from .selectors_stats import (
     study_judgments,
 )
 
-FORMATS = ("csv", "jsonl", "parquet", "trl")
+FORMATS = ("csv", "jsonl", "parquet", "trl", "answers")
+# `answers` is the answer studies' export (one row per answered question); the others are the judgments of
+# the pairwise kinds.
+PAIRWISE_FORMATS = ("csv", "jsonl", "parquet", "trl")
 CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8",
     "jsonl": "application/x-ndjson",
     "parquet": "application/vnd.apache.parquet",
     "trl": "application/x-ndjson",
+    "answers": "text/csv; charset=utf-8",
 }
-EXTENSIONS = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet", "trl": "trl.jsonl"}
+EXTENSIONS = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet", "trl": "trl.jsonl", "answers": "answers.csv"}
 CHUNK = 5000
 ROW_GROUP = 16_384
 
@@ -333,6 +337,26 @@ def _trl_chunks(study: Study, exclude_flagged: bool, report: ExportReport, optio
     yield from _jsonl_batches(records(), report)
 
 
+def formats_for(study: Study) -> tuple[str, ...]:
+    return ("answers",) if study.kind == StudyKind.ANSWER else PAIRWISE_FORMATS
+
+
+def _answers_chunks(study: Study, real_usernames: bool, report: ExportReport) -> Iterator[bytes]:
+    from .answers_report import ANSWER_COLUMNS, study_answer_rows
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=ANSWER_COLUMNS)
+    writer.writeheader()
+    for row in study_answer_rows(study=study, real_usernames=real_usernames):
+        writer.writerow(row)
+        report.rows += 1
+        if buffer.tell() > 1 << 16:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode()
+
+
 def export_chunks(
     *,
     study: Study,
@@ -343,6 +367,12 @@ def export_chunks(
     trl: TrlOptions | None = None,
 ) -> Iterator[bytes]:
     """The export as byte chunks; `report` is filled in as the chunks are consumed."""
+    if fmt in FORMATS and fmt not in formats_for(study):
+        raise ExportError(
+            f"format {fmt!r} does not apply to a {study.kind} study; choose {', '.join(formats_for(study))}"
+        )
+    if fmt == "answers":
+        return _answers_chunks(study, real_usernames, report)
     if fmt == "csv":
         return _csv_chunks(study, real_usernames, report)
     if fmt == "jsonl":

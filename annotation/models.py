@@ -68,6 +68,7 @@ class Candidate(models.Model):
 class StudyKind(models.TextChoices):
     QUESTIONS = "questions", "Clarification questions"
     OUTLINE = "outline", "Final outlines"
+    ANSWER = "answer", "Humans answer as the user"
 
 
 class StudyStatus(models.TextChoices):
@@ -109,6 +110,12 @@ class Study(models.Model):
     rationale_required = models.BooleanField(default=False)
     rationale_min_length = models.PositiveIntegerField(default=0)
     show_hidden_context = models.BooleanField(default=False)
+    show_masked_task = models.BooleanField(
+        default=False, help_text="Answer studies: also show the masked request the system saw."
+    )
+    task_split = models.CharField(
+        max_length=10, choices=Split.choices, blank=True, help_text="Answer studies: tasks of this split (blank: all)."
+    )
     status = models.CharField(max_length=10, choices=StudyStatus.choices, default=StudyStatus.DRAFT)
     annotators = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="studies")
     annotator_group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.SET_NULL)
@@ -338,3 +345,93 @@ class StudyAnnotatorQuality(Study):
         # One report per study; "2 annotator quality reports" reads right in the admin's counts.
         verbose_name = "annotator quality report"
         verbose_name_plural = "annotator quality reports"
+
+
+# --- Answer studies: humans play the user ---------------------------------------------------------
+
+
+class AnswerItem(models.Model):
+    """One candidate's questions, to be answered by people playing the user (a study of kind `answer`).
+
+    `questions` is a snapshot taken at build time, so what annotators answered never changes under them.
+    A gold item carries one extra question at `gold_question` whose right answer is "the card doesn't say"."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="answer_items")
+    task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="+")
+    candidate = models.ForeignKey(Candidate, on_delete=models.PROTECT, related_name="answer_items")
+    questions = models.JSONField(default=list)
+    is_gold = models.BooleanField(default=False)
+    gold_question = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Answer sets + live leases, kept under a row lock by the assignment service (as Comparison.slots_taken).
+    slots_taken = models.PositiveSmallIntegerField(default=0)
+    answers_count = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["study", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "candidate", "is_gold"], name="answeritem_unique_candidate"),
+            models.CheckConstraint(
+                condition=Q(is_gold=False, gold_question__isnull=True) | Q(is_gold=True, gold_question__isnull=False),
+                name="answeritem_gold_has_question",
+            ),
+        ]
+        indexes = [models.Index(fields=["study", "is_gold", "slots_taken"], name="answeritem_next_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.study} answer #{self.pk} ({self.task})"
+
+
+class AnswerAssignment(models.Model):
+    """A lease of one answer item to one annotator; states as in the pairwise kinds."""
+
+    item = models.ForeignKey(AnswerItem, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="answer_assignments")
+    state = models.CharField(max_length=10, choices=AssignmentState.choices, default=AssignmentState.ACTIVE)
+    lease_expires_at = models.DateTimeField()
+    skip_reason = models.TextField(blank=True)
+    flag_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # An annotator never answers the same item twice, whatever happened the first time.
+            models.UniqueConstraint(fields=["item", "annotator"], name="answerassignment_unique_annotator"),
+        ]
+        indexes = [
+            models.Index(fields=["annotator", "state"], name="answerassign_annotator_state"),
+            models.Index(fields=["lease_expires_at"], condition=Q(state="active"), name="answerassign_live_lease"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item} → {self.annotator}"
+
+
+class HumanTranscript(models.Model):
+    """A person's answers, in character, to one candidate's questions: the candidate's sibling with human
+    answers in place of the simulated ones. Immutable once stored; never shown to other annotators.
+
+    `answers[i]` is `{"text": str, "doesnt_say": bool}`; exactly one of the two is set."""
+
+    assignment = models.OneToOneField(AnswerAssignment, on_delete=models.PROTECT, related_name="transcript")
+    item = models.ForeignKey(AnswerItem, on_delete=models.PROTECT, related_name="transcripts")
+    candidate = models.ForeignKey(Candidate, on_delete=models.PROTECT, related_name="human_transcripts")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="human_transcripts")
+    questions = models.JSONField(default=list)
+    answers = models.JSONField(default=list)
+    seconds = models.FloatField(help_text="Server-measured: item served → answer set stored.")
+    active_seconds = models.FloatField(null=True, blank=True, help_text="Client-measured visible+focused time.")
+    question_seconds = models.JSONField(default=list, blank=True, help_text="Client-measured seconds per question.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["item", "annotator"], name="transcript_unique_annotator"),
+            models.CheckConstraint(condition=Q(seconds__gte=0), name="transcript_seconds_nonneg"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item} answered by {self.annotator}"

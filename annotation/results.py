@@ -11,8 +11,8 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
-from annotation.exports import CONTENT_TYPES, EXTENSIONS, FORMATS, ExportReport, export_chunks
-from annotation.models import Study
+from annotation.exports import CONTENT_TYPES, EXTENSIONS, ExportReport, export_chunks, formats_for
+from annotation.models import Study, StudyKind
 from annotation.selectors_stats import (
     study_design_pair_count,
     study_goal_summary,
@@ -124,6 +124,10 @@ def study_figures(*, study: Study, exclude_flagged: bool, fresh: bool = False) -
 @require_GET
 def study_results(request: HttpRequest, slug: str) -> HttpResponse:
     study = _get_study_for_staff(request, slug)
+    if study.kind == StudyKind.ANSWER:
+        from annotation.answer_views import answer_results
+
+        return answer_results(request, study)
     exclude_flagged = request.GET.get("exclude_flagged") == "1"
     figures, stale = study_figures(study=study, exclude_flagged=exclude_flagged, fresh=request.GET.get("fresh") == "1")
     report = {key: [_display(row) for row in rows] for key, rows in figures["report"].items()}
@@ -140,7 +144,7 @@ def study_results(request: HttpRequest, slug: str) -> HttpResponse:
         "annotator_bias": [r for r in report["position_bias"] if r["annotator"] is not None],
         "progress": study_progress(study=study),
         "goal": study_goal_summary(study=study),
-        "formats": FORMATS,
+        "formats": formats_for(study),
     }
     return render(request, "annotation/results.html", context)
 
@@ -149,7 +153,7 @@ def study_results(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def study_download(request: HttpRequest, slug: str, fmt: str) -> StreamingHttpResponse:
     study = _get_study_for_staff(request, slug)
-    if fmt not in FORMATS:
+    if fmt not in formats_for(study):
         raise Http404("unknown format")
     chunks = export_chunks(
         study=study,
@@ -159,5 +163,6 @@ def study_download(request: HttpRequest, slug: str, fmt: str) -> StreamingHttpRe
         report=ExportReport(),
     )
     response = StreamingHttpResponse(chunks, content_type=CONTENT_TYPES[fmt])
-    response["Content-Disposition"] = f'attachment; filename="{study.slug}-judgments.{EXTENSIONS[fmt]}"'
+    name = "answers" if fmt == "answers" else "judgments"
+    response["Content-Disposition"] = f'attachment; filename="{study.slug}-{name}.{EXTENSIONS[fmt]}"'
     return response

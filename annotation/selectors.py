@@ -82,6 +82,11 @@ def assignment_for_annotator(*, user: AbstractBaseUser, assignment_id: int) -> A
 
 
 def annotator_progress(*, study: Study, user: AbstractBaseUser) -> Progress:
+    if study.kind == StudyKind.ANSWER:
+        from .answers import answer_progress
+
+        p = answer_progress(study=study, user=user)
+        return Progress(mine_done=p.mine_done, quota=p.quota, study_done=p.study_done, study_needed=p.study_needed)
     mine = Assignment.objects.filter(comparison__study=study, annotator=user, state=AssignmentState.SUBMITTED).count()
     regular = Comparison.objects.filter(study=study, is_gold=False).aggregate(
         n=Count("pk"), judged=Sum(Least("judgments_count", study.overlap))

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import api, views
+from . import answer_views, api, views
 
 app_name = "annotation"
 
@@ -14,6 +14,10 @@ urlpatterns = [
     path("a/<int:assignment_id>/", views.judge, name="judge"),
     path("a/<int:assignment_id>/skip/", views.skip, name="skip"),
     path("a/<int:assignment_id>/flag/", views.flag, name="flag"),
+    # Answer studies: the annotator plays the user.
+    path("u/<int:assignment_id>/", answer_views.answer, name="answer"),
+    path("u/<int:assignment_id>/skip/", answer_views.skip, name="answer-skip"),
+    path("u/<int:assignment_id>/flag/", answer_views.flag, name="answer-flag"),
     # JSON API: session-authenticated, CSRF-protected (docs/judging.md).
     path("api/csrf/", api.csrf, name="api-csrf"),
     path("api/studies/", api.studies, name="api-studies"),

@@ -15,7 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from . import selectors, services
+from . import answer_views, selectors, services
 from .models import Assignment, AssignmentState, Study
 
 SKIP_REASONS = (
@@ -46,6 +46,8 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def _next_response(request: HttpRequest, study: Study) -> HttpResponse:
+    if answer_views.is_answer_study(study):
+        return answer_views.next_response(request, study)
     try:
         assignment = services.assignment_next_for_annotator(study=study, annotator=request.user)
     except services.JudgingError as exc:
@@ -177,6 +179,8 @@ def flag(request: HttpRequest, assignment_id: int) -> HttpResponse:
 def preview(request: HttpRequest, study_id: int) -> HttpResponse:
     """What an annotator would see, for researchers: random comparison, random sides, nothing stored."""
     study = get_object_or_404(Study, pk=study_id)
+    if answer_views.is_answer_study(study):
+        return answer_views.preview(request, study)
     comparison = study.comparisons.select_related("study", "task", "candidate_a", "candidate_b").order_by("?").first()
     if comparison is None:
         messages.error(request, "This study has no comparisons yet: build them first.")

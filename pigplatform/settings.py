@@ -277,6 +277,8 @@ PIG_API_KEYS = {
 }
 # Extra regular expressions that mark a candidate as self-identifying (beyond system names and vendors).
 PIG_BLINDING_PATTERNS = envlist("PIG_BLINDING_PATTERNS")
+# The matcher that scores people's answers in the simulator-fidelity report (the reward's default matcher).
+PIG_FIDELITY_MATCHER = envstr("PIG_FIDELITY_MATCHER", "embedding")
 
 LOGGING = {
     "version": 1,

@@ -209,7 +209,9 @@ def generation_chunk_run(*, chunk: GenerationChunk) -> None:
     params = dict(system.generation_params or {})
     params.setdefault("seed", job.pk)
     outputs = []
-    if tasks:
+    if tasks and job.answers_study_id:
+        outputs = _outlines_from_human_answers(job, tasks, params)
+    elif tasks:
         backend = system_backend(system)
         if backend_needs_loading(backend):
             _chunk_report(chunk.pk, stage=STAGE_LOADING)
@@ -289,6 +291,116 @@ def _chunk_report(chunk_id: int, *, stage: str, progress: int | None = None) -> 
     if progress is not None:
         fields["progress"] = progress
     GenerationChunk.objects.filter(pk=chunk_id, status=ChunkStatus.RUNNING).update(**fields)
+
+
+HUMAN_ANSWERS_SUFFIX = "-human-answers"
+
+
+def human_answers_system(*, source: System) -> System:
+    """The system that receives `source`'s outlines written from people's answers: same backend and model, its
+    own name, so an outline study can pair it with `source` (blind, as every system)."""
+    name = f"{source.name[: 100 - len(HUMAN_ANSWERS_SUFFIX)]}{HUMAN_ANSWERS_SUFFIX}"
+    system, _ = System.objects.get_or_create(
+        name=name,
+        defaults={
+            "backend": source.backend,
+            "model_path": source.model_path,
+            "endpoint": source.endpoint,
+            "generation_params": dict(source.generation_params or {}),
+            "description": f"Outlines by {source.name} written from people's answers in answer studies "
+            f"(questions by {source.name}).",
+        },
+    )
+    return system
+
+
+def _usable_transcripts(study_id: int, source_id: int) -> Any:
+    from django.db.models import Exists, OuterRef
+
+    from annotation.models import AnnotatorFlag, HumanTranscript
+
+    flagged = AnnotatorFlag.objects.filter(study_id=study_id, annotator=OuterRef("annotator"))
+    return (
+        HumanTranscript.objects.filter(item__study_id=study_id, item__is_gold=False, candidate__system_id=source_id)
+        .filter(~Exists(flagged))
+        .order_by("pk")
+    )
+
+
+def human_outlines_start(
+    *,
+    study: Any,
+    source: System,
+    simulator: str = "embedding",
+    user: AbstractBaseUser | None = None,
+    chunk_size: int | None = None,
+) -> GenerationJob:
+    """Have `source` write outlines from the answer study's human transcripts of its questions, as a generation
+    job of the derived "<source>-human-answers" system. One outline per task, from the task's first answer set
+    by an annotator in good standing; tasks that already have one are skipped (idempotent)."""
+    if source.backend == BackendChoice.STATIC:
+        raise ValidationError(f"system '{source.name}' is static (imported outputs): it cannot write outlines")
+    if simulator not in ("embedding", "lexical"):
+        raise ValidationError("choose the embedding or lexical matcher to score the human answers")
+    task_ids = sorted(set(_usable_transcripts(study.pk, source.pk).values_list("candidate__task_id", flat=True)))
+    if not task_ids:
+        raise ValidationError(f"no human answers to {source.name}'s questions in study '{study.slug}' yet")
+    target = human_answers_system(source=source)
+    size = _chunk_size(target, chunk_size)
+    with transaction.atomic():
+        job = GenerationJob.objects.create(
+            system=target,
+            task_ids=task_ids,
+            simulator=simulator,
+            total=len(task_ids),
+            answers_study=study,
+            answers_source=source,
+            created_by=user if user is not None and user.is_authenticated else None,
+        )
+        chunks = GenerationChunk.objects.bulk_create(
+            GenerationChunk(job=job, index=i, task_ids=task_ids[start : start + size])
+            for i, start in enumerate(range(0, len(task_ids), size))
+        )
+        _enqueue_chunks(job.pk, [c.pk for c in chunks] or list(job.chunks.values_list("pk", flat=True)))
+    return job
+
+
+def _outlines_from_human_answers(job: GenerationJob, tasks: list[Task], params: dict[str, Any]) -> list[Any]:
+    from training.human_answers import AnsweredTask, HumanAnswer, HumanAnswerReplay, write_outlines
+    from training.pipeline import PipelineOutput
+
+    first: dict[int, Any] = {}
+    for t in _usable_transcripts(job.answers_study_id, job.answers_source_id).filter(
+        candidate__task_id__in=[t.pk for t in tasks]
+    ):
+        first.setdefault(t.candidate.task_id, t)
+    missing = [PipelineOutput(key=t.key, error="no human answers for this task") for t in tasks if t.pk not in first]
+    ready = [t for t in tasks if t.pk in first]
+    items = [
+        AnsweredTask(
+            key=t.key,
+            masked_task=t.masked_task,
+            questions=list(first[t.pk].questions),
+            answers=[HumanAnswer(str(a.get("text", "")), bool(a.get("doesnt_say"))) for a in first[t.pk].answers],
+        )
+        for t in ready
+    ]
+    outputs = write_outlines(items, backend=system_backend(job.system), params=params)
+    matcher = make_matcher(job.simulator)
+    for task, item, out in zip(ready, items, outputs, strict=True):
+        transcript = first[task.pk]
+        replay = HumanAnswerReplay(item.answers, matcher).answer(item.questions, list(task.hidden_facts or []))
+        out.revealed = [a.revealed for a in replay]
+        out.metadata.update(
+            {
+                "human_transcript": transcript.pk,
+                "source_candidate": transcript.candidate_id,
+                "answered_by": transcript.annotator_id,
+                "answer_study": job.answers_study_id,
+                "seed": params.get("seed"),
+            }
+        )
+    return [*outputs, *missing]
 
 
 def generation_chunk_fail(*, chunk: GenerationChunk, error: str) -> None:
@@ -521,6 +633,9 @@ def auto_eval_run(
                 name: bootstrap_mean([v[name] for v in mine.values()], n_boot=n_boot) for name in METRICS
             }
             metrics["matcher"] = matcher
+            human = _human_answer_metrics(system=system, split=split, matcher=match, n_boot=n_boot)
+            if human is not None:
+                metrics["human_answers"] = human
             if baseline is not None and baseline.pk != system.pk:
                 theirs = scores[baseline.pk]
                 shared = sorted(set(mine) & set(theirs))
@@ -540,6 +655,49 @@ def auto_eval_run(
                 )
             )
     return results
+
+
+def _human_answer_metrics(*, system: System, split: str, matcher: Matcher, n_boot: int) -> dict[str, Any] | None:
+    """Where people have answered this system's questions in character (answer studies): the reward and
+    coverage from their answers beside the simulator's, scored with the same matcher; None when nobody has.
+    Intervals resample answer sets; annotators flagged in their study are left out."""
+    from django.db.models import Exists, OuterRef
+
+    from annotation.models import AnnotatorFlag, HumanTranscript
+
+    from .human_answers import HumanAnswer, score_transcript
+
+    flagged = AnnotatorFlag.objects.filter(study=OuterRef("item__study"), annotator=OuterRef("annotator"))
+    rows = (
+        HumanTranscript.objects.filter(candidate__system=system, item__is_gold=False)
+        .filter(~Exists(flagged))
+        .select_related("candidate__task")
+    )
+    if split:
+        rows = rows.filter(candidate__task__split=split)
+    weights = RewardWeights(max_questions=int((system.generation_params or {}).get("max_questions", 5)))
+    scores = [
+        score_transcript(
+            questions=list(t.questions),
+            masked_task=t.candidate.task.masked_task,
+            hidden_facts=list(t.candidate.task.hidden_facts or []),
+            answers=[HumanAnswer(str(a.get("text", "")), bool(a.get("doesnt_say"))) for a in t.answers],
+            matcher=matcher,
+            weights=weights,
+        )
+        for t in rows.order_by("pk")
+    ]
+    if not scores:
+        return None
+    return {
+        "n_answer_sets": len(scores),
+        "n_tasks": rows.values("candidate__task_id").distinct().count(),
+        "reward_human": bootstrap_mean([x.human_reward for x in scores], n_boot=n_boot),
+        "reward_simulated": bootstrap_mean([x.simulated_reward for x in scores], n_boot=n_boot),
+        "coverage_human": bootstrap_mean([x.human_coverage for x in scores], n_boot=n_boot),
+        "coverage_simulated": bootstrap_mean([x.simulated_coverage for x in scores], n_boot=n_boot),
+        "optimism": bootstrap_mean([x.simulated_coverage - x.human_coverage for x in scores], n_boot=n_boot),
+    }
 
 
 def _finite(value: Any) -> Any:

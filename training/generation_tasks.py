@@ -17,7 +17,7 @@ from .auto_eval_jobs import auto_eval_job_fail, auto_eval_job_run
 from .backends import TransientBackendError
 from .generation import generation_chunk_claim, generation_chunk_fail, generation_chunk_run
 
-__all__ = ["run_auto_eval", "run_chunk"]
+__all__ = ["run_auto_eval", "run_chunk", "try_outline", "try_questions"]
 
 log = logging.getLogger(__name__)
 
@@ -61,3 +61,20 @@ def run_auto_eval(job_id: int) -> None:
     except Exception as exc:
         log.exception("auto-eval job %s failed", job_id)
         auto_eval_job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}")
+
+
+# "Try as the user" (training/try_loop.py): one generation each, state in the cache. Not acks_late: a step lost
+# with its worker leaves the page waiting, and the researcher starts over; a redelivered step finds its stage
+# moved on and does nothing.
+@shared_task(name="generation.try_questions", ignore_result=True)
+def try_questions(token: str) -> None:
+    from .try_loop import try_run_questions
+
+    try_run_questions(token=token)
+
+
+@shared_task(name="generation.try_outline", ignore_result=True)
+def try_outline(token: str) -> None:
+    from .try_loop import try_run_outline
+
+    try_run_outline(token=token)

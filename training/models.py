@@ -55,6 +55,12 @@ class GenerationJob(models.Model):
     system = models.ForeignKey(System, on_delete=models.CASCADE, related_name="generation_jobs")
     task_ids = models.JSONField(default=list, help_text="Primary keys of the tasks to generate for.")
     simulator = models.CharField(max_length=20, default="embedding")
+    # Set for a job that writes outlines from people's answers (an `answer` study) instead of running the
+    # whole pipeline: `system` is then the derived "<source>-human-answers" system that receives them.
+    answers_study = models.ForeignKey(
+        "annotation.Study", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    answers_source = models.ForeignKey(System, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
     total = models.PositiveIntegerField(default=0)
     done = models.PositiveIntegerField(default=0)

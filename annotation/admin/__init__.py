@@ -7,4 +7,5 @@ from . import (
     goal,  # noqa: F401  (after core: it extends the registered StudyAdmin)
     judging,  # noqa: F401
     results,  # noqa: F401  (after core: it extends the registered StudyAdmin)
+    study_answers,  # noqa: F401  (after core: answer items, transcripts, and a Study action)
 )

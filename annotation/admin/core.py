@@ -8,7 +8,17 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from annotation.forms import CandidatesUploadForm, TasksUploadForm
-from annotation.models import AnnotatorFlag, Assignment, Candidate, Comparison, Judgment, Study, StudyStatus, Task
+from annotation.models import (
+    AnnotatorFlag,
+    Assignment,
+    Candidate,
+    Comparison,
+    Judgment,
+    Study,
+    StudyKind,
+    StudyStatus,
+    Task,
+)
 from annotation.selectors import study_blinding_excluded_count
 from annotation.services import (
     ValidationFailed,
@@ -148,9 +158,15 @@ class StudyAdmin(admin.ModelAdmin):
     readonly_fields = ("created_at",)
     actions = ("build_comparisons", "open_studies", "close_studies")
 
-    @admin.display(description="comparisons")
+    @admin.display(description="comparisons / items")
     def n_comparisons(self, obj: Study) -> int:
-        return obj.comparisons.count()
+        return obj.answer_items.count() if obj.kind == StudyKind.ANSWER else obj.comparisons.count()
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, object]:
+        initial = super().get_changeform_initial_data(request)
+        if initial.get("kind") == StudyKind.ANSWER:
+            initial.setdefault("overlap", 1)  # one person per candidate is the answer study's default
+        return initial
 
     @admin.display(description="left out (name a system)")
     def n_blinding_excluded(self, obj: Study) -> int:
@@ -158,7 +174,13 @@ class StudyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Build comparisons from the systems' candidates")
     def build_comparisons(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        from annotation.answers import study_build_answer_items
+
         for study in queryset:
+            if study.kind == StudyKind.ANSWER:
+                created = study_build_answer_items(study=study)
+                self.message_user(request, f"{study.slug}: {created} new answer items")
+                continue
             created = study_build_comparisons(study=study)
             # Not the slug first: the admin capitalises a message's first letter ("my-study" → "My-study").
             self.message_user(request, f"Study “{study.slug}”: {created} new comparisons")

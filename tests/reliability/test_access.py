@@ -16,8 +16,10 @@ from django.core.cache import cache
 from django.test import Client, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from annotation.models import Assignment, AssignmentState, Judgment
+from annotation.answers import answer_assignment_next
+from annotation.models import AnswerAssignment, Assignment, AssignmentState, HumanTranscript, Judgment
 from annotation.services import assignment_next_for_annotator
+from tests.annotation.answer_support import make_answer_study
 from tests.annotation.judging_support import make_study
 from tests.factories import PASSWORD
 
@@ -40,7 +42,10 @@ def world(alice, bob):
     shared = make_study(comparisons=2, annotators=(alice, bob), title="Shared study")
     others = make_study(comparisons=2, annotators=(bob,), title="Bob-only study")
     bobs = assignment_next_for_annotator(study=shared, annotator=bob)
-    return {"shared": shared, "others": others, "bobs": bobs}
+    bobs_answers = answer_assignment_next(
+        study=make_answer_study(tasks=1, annotators=(alice, bob), slug="answers-shared"), annotator=bob
+    )
+    return {"shared": shared, "others": others, "bobs": bobs, "bobs_answers": bobs_answers}
 
 
 def route(name: str, world: dict) -> str:
@@ -58,6 +63,12 @@ def route(name: str, world: dict) -> str:
         "annotation:api-submit": {"assignment_id": world["bobs"].pk},
         "annotation:api-skip": {"assignment_id": world["bobs"].pk},
         "annotation:api-flag": {"assignment_id": world["bobs"].pk},
+        "annotation:answer": {"assignment_id": world["bobs_answers"].pk},
+        "annotation:answer-skip": {"assignment_id": world["bobs_answers"].pk},
+        "annotation:answer-flag": {"assignment_id": world["bobs_answers"].pk},
+        "generation:try-session": {"token": "0" * 32},
+        "generation:try-state": {"token": "0" * 32},
+        "generation:try-save": {"token": "0" * 32},
         "results:study": {"slug": world["shared"].slug},
         "results:download": {"slug": world["shared"].slug, "fmt": "csv"},
         # Staff-only research pages refuse before looking anything up, so any id will do.
@@ -88,6 +99,9 @@ ALICE = {
     "annotation:api-submit": ("POST", 404, None),
     "annotation:api-skip": ("POST", 404, None),
     "annotation:api-flag": ("POST", 404, None),
+    "annotation:answer": ("POST", 404, None),
+    "annotation:answer-skip": ("POST", 404, None),
+    "annotation:answer-flag": ("POST", 404, None),
     "results:study": ("GET", 403, None),
     "results:download": ("GET", 403, None),
     "login": ("GET", 200, None),
@@ -100,6 +114,10 @@ ALICE = {
     "generation:job-cancel": ("POST", 302, ADMIN_LOGIN),
     "generation:auto-eval": ("GET", 302, ADMIN_LOGIN),
     "generation:auto-eval-export": ("GET", 302, ADMIN_LOGIN),
+    "generation:try": ("GET", 302, ADMIN_LOGIN),
+    "generation:try-session": ("GET", 302, ADMIN_LOGIN),
+    "generation:try-state": ("GET", 302, ADMIN_LOGIN),
+    "generation:try-save": ("POST", 302, ADMIN_LOGIN),
 }
 # What someone not logged in gets from the same URLs.
 ANONYMOUS = (
@@ -159,6 +177,9 @@ def unchanged(world: dict) -> None:
     assert bobs.flag_reason == ""
     assert not Judgment.objects.exists()
     assert not Assignment.objects.filter(comparison__study=world["others"]).exists()
+    bobs_answers = AnswerAssignment.objects.get(pk=world["bobs_answers"].pk)
+    assert (bobs_answers.state, bobs_answers.flag_reason) == (AssignmentState.ACTIVE, "")
+    assert not HumanTranscript.objects.exists()
 
 
 def test_every_url_is_listed_in_the_access_table():

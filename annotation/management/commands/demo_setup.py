@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
+from annotation.answers import study_answer_create
 from annotation.models import Study, StudyKind, StudyStatus
 from annotation.services import candidates_import, study_build_comparisons, tasks_import
 from training.models import System
@@ -37,7 +39,10 @@ STUDIES = (
 
 
 class Command(BaseCommand):
-    help = "Load the demo tasks, two systems' candidates, demo users and two open studies (idempotent)."
+    help = (
+        "Load the demo tasks, two systems' candidates, demo users, two open pairwise studies and an open answer "
+        "study (idempotent)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--data-dir", default=str(DEMO_DIR))
@@ -77,3 +82,29 @@ class Command(BaseCommand):
             study.annotators.add(*[u for u in users if not u.is_staff])
             created = study_build_comparisons(study=study)
             self.stdout.write(f"study {slug}: {study.comparisons.count()} comparisons ({created} new)")
+        study = demo_answer_study(annotators=[u for u in users if not u.is_staff])
+        self.stdout.write(f"study {study.slug}: {study.answer_items.count()} answer items")
+
+
+# The answer study: people play the user over the hand-written systems' candidates and, once the demo's worker
+# has generated them, SmolLM2's (bin/demo rebuilds it then: `demo_answer_study --wait`).
+ANSWER_STUDY = "demo-answers"
+ANSWER_SYSTEMS = (*DEMO_SYSTEMS, "smollm2-135m")
+ANSWER_INSTRUCTIONS = (
+    "You are the user who wrote the request on the card, and you know the facts listed under "
+    "**What you know**. An assistant asks you questions, one at a time. Answer as that user would: only "
+    "from the card, briefly, in your own words. When the card doesn't say, press **The card doesn't say** "
+    "rather than inventing an answer."
+)
+
+
+def demo_answer_study(*, annotators: list[Any]) -> Study:
+    """Create or refresh the open answer study over whichever demo systems exist now (idempotent)."""
+    return study_answer_create(
+        slug=ANSWER_STUDY,
+        title="Play the user: answer the assistant's questions",
+        systems=System.objects.filter(name__in=ANSWER_SYSTEMS),
+        instructions=ANSWER_INSTRUCTIONS,
+        annotators=annotators,
+        status=StudyStatus.OPEN,
+    )

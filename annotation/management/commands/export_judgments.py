@@ -1,4 +1,5 @@
-"""Export a study's judgments (csv, jsonl, parquet) or its majority preference pairs (trl)."""
+"""Export a study's judgments (csv, jsonl, parquet) or its majority preference pairs (trl); for an answer
+study, its answers (one row per answered question)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from annotation.models import Study
 
 
 class Command(BaseCommand):
-    help = "Stream a study's judgments to a file, written atomically (complete or absent)."
+    help = (
+        "Stream a study's judgments (or, --format answers, an answer study's answers) to a file, written "
+        "atomically (complete or absent)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--study", required=True, help="study slug")

@@ -82,6 +82,37 @@ def format_report(report: dict[str, list[dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
+def _interval(m: dict[str, Any] | None) -> str:
+    if not m or m.get("mean") is None:
+        return "n/a"
+    if m.get("lo") is None:
+        return f"{m['mean']:.3f}"
+    return f"{m['mean']:.3f} [{m['lo']:.3f}, {m['hi']:.3f}]"
+
+
+def format_fidelity(report: dict[str, Any]) -> str:
+    if not report["overall"]:
+        return "No answer sets yet."
+    lines = [f"== simulator fidelity ({report['n_transcripts']} answer sets, matcher {report.get('matcher', '?')}) =="]
+    for label, g in [("all systems", report["overall"])] + [(s["system"], s) for s in report["systems"]]:
+        lines.append(
+            f"{label}: κ {_interval(g['kappa'])} · agree {_interval(g['agreement'])} · "
+            f"coverage human {_interval(g['human_coverage'])} sim {_interval(g['simulated_coverage'])} · "
+            f"optimism {_interval(g['optimism'])} · reward human {_interval(g['human_reward'])} "
+            f"sim {_interval(g['simulated_reward'])} · false reveals {g['false_reveals']} · misses {g['misses']} "
+            f"· {g['n_transcripts']} sets on {g['n_tasks']} tasks"
+        )
+    if report["ranking"]:
+        lines.append(
+            f"Kendall τ (system rankings, human vs simulated reward): {_interval(report['ranking']['kendall_tau'])}"
+        )
+        lines += [
+            f"  {r['system']}: rank {r['human_rank']} by people, {r['simulated_rank']} by the simulator"
+            for r in report["ranking"]["systems"]
+        ]
+    return "\n".join(lines)
+
+
 class Command(BaseCommand):
     help = "Win/tie/loss, margins with intervals, Bradley–Terry ratings, agreement and position bias."
 
@@ -111,8 +142,13 @@ class Command(BaseCommand):
             )
         except (TableError, ValueError, OSError) as exc:
             raise CommandError(str(exc)) from exc
+        simulator = self._simulator(opts)
+        if simulator is not None:
+            report["simulator"] = simulator
         if opts["json"]:
             self.stdout.write(json.dumps(report, indent=1))
+        elif simulator is not None:
+            self.stdout.write(format_fidelity(simulator))
         elif not report["pairs"]:
             self.stdout.write("No judgments.")
         else:
@@ -126,6 +162,20 @@ class Command(BaseCommand):
         from annotation.selectors_stats import study_design_pair_count
 
         return study_design_pair_count(study=Study.objects.get(slug=opts["study"])) or None
+
+    def _simulator(self, opts: dict[str, Any]) -> dict[str, Any] | None:
+        """An answer study's simulator-fidelity report (people's answers vs the simulator's)."""
+        if not opts["study"]:
+            return None
+        from annotation.answers_report import study_fidelity
+        from annotation.models import Study, StudyKind
+
+        study = Study.objects.filter(slug=opts["study"], kind=StudyKind.ANSWER).first()
+        if study is None:
+            return None
+        return study_fidelity(
+            study=study, exclude_flagged=opts["exclude_flagged"], rounds=opts["rounds"], seed=opts["seed"]
+        )
 
     def _table(self, opts: dict[str, Any]) -> Table:
         if opts["from_csv"]:

@@ -41,6 +41,14 @@ class Command(BaseCommand):
                 m = result.metrics.get(name) or {}
                 cells.append(f"{_f(m.get('mean'))} [{_f(m.get('lo'))},{_f(m.get('hi'))}]".rjust(24))
             self.stdout.write(f"{result.system.name:24} {result.n_tasks:>5} " + " ".join(cells))
+            human = result.metrics.get("human_answers")
+            if human:
+                h, sim = human["reward_human"], human["reward_simulated"]
+                self.stdout.write(
+                    f"{'':24}   with people's answers ({human['n_answer_sets']} sets): reward "
+                    f"{_f(h.get('mean'))} [{_f(h.get('lo'))},{_f(h.get('hi'))}] vs simulated "
+                    f"{_f(sim.get('mean'))} [{_f(sim.get('lo'))},{_f(sim.get('hi'))}]"
+                )
             vs = result.metrics.get("vs_baseline")
             if vs:
                 rel = ", ".join(f"{k} {_pct(vs[k].get('mean'))}" for k in ("reward", "coverage", "outline_coverage"))

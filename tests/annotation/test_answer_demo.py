@@ -1,0 +1,53 @@
+"""The demo's open answer study, and the researcher's admin for answer studies."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+
+from annotation.answers import answer_assignment_next, answer_set_submit
+from annotation.models import Candidate, HumanTranscript, Study, StudyKind, StudyStatus, Task
+from tests import factories
+from training.models import Backend, System
+
+pytestmark = pytest.mark.django_db
+
+
+def test_demo_setup_opens_an_answer_study_and_later_adds_smollm2s_candidates(alice):
+    call_command("demo_setup", verbosity=0)
+    study = Study.objects.get(slug="demo-answers")
+    assert (study.kind, study.status, study.overlap) == (StudyKind.ANSWER, StudyStatus.OPEN, 1)
+    regular = study.answer_items.filter(is_gold=False).count()
+    assert regular == Candidate.objects.exclude(questions=[]).filter(blinding_flags=[]).count()
+    assert study.answer_items.filter(is_gold=True).exists()
+    assert study.annotators.filter(username="alice").exists()
+    # SmolLM2's candidates arrive later (the demo worker); the refresh command takes them in.
+    smol = System.objects.create(name="smollm2-135m", backend=Backend.TRANSFORMERS)
+    for task in Task.objects.filter(split="test")[:3]:
+        factories.CandidateFactory(task=task, system=smol, questions=["Who will read it?"])
+    call_command("demo_answer_study", verbosity=0)
+    assert study.answer_items.filter(is_gold=False).count() == regular + 3
+    call_command("demo_setup", verbosity=0)  # idempotent
+    assert study.answer_items.filter(is_gold=False).count() == regular + 3
+
+
+def test_answer_admin_pages_render_and_transcripts_are_read_only(client, researcher):
+    call_command("demo_setup", verbosity=0)
+    alice = factories.UserFactory(username="alice")
+    study = Study.objects.get(slug="demo-answers")
+    assignment = answer_assignment_next(study=study, annotator=alice)
+    answer_set_submit(
+        assignment_id=assignment.pk,
+        annotator=alice,
+        answers=[{"doesnt_say": True} for _ in assignment.item.questions],
+    )
+    client.force_login(researcher)
+    for model in ("answeritem", "answerassignment", "humantranscript"):
+        assert client.get(reverse(f"admin:annotation_{model}_changelist")).status_code == 200
+    transcript = HumanTranscript.objects.get()
+    page = client.get(reverse("admin:annotation_humantranscript_change", args=[transcript.pk]))
+    assert page.status_code == 200
+    assert b'name="answers"' not in page.content  # shown, not editable
+    listing = client.get(reverse("admin:annotation_study_changelist")).content.decode()
+    assert "have each system write outlines from the human answers" in listing
