@@ -168,7 +168,7 @@
         if (response.ok && response.redirected) {
           window.location.assign(response.url);
         } else {
-          HTMLFormElement.prototype.submit.call(form);
+          form.submit(); // a native post: the browser shows the server's answer
         }
         return;
       }
