@@ -25,12 +25,12 @@ from .models import Assignment, Study, StudyKind
 
 STATUS_BY_CODE = {
     "invalid": 400,
-    "throttled": 429,
     "forbidden": 403,
     "not_found": 404,
     "study_closed": 409,
     "assignment_finished": 409,
     "slot_taken": 409,
+    "throttled": 429,
 }
 
 View = Callable[..., JsonResponse]

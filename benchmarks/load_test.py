@@ -85,7 +85,9 @@ def stack_env(*, database_url: str, cache_url: str, var_dir: str, conn_max_age: 
 
 
 def migrate(env: dict[str, str]) -> None:
+    """What a deploy runs: migrations, and static files under hashed names (pages link to those)."""
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
 
 
 @contextmanager

@@ -29,3 +29,23 @@ def skip_without_chromium() -> None:
             f"{CHROMIUM} is missing (install Debian's chromium; CI sets PIG_REQUIRE_BROWSER=1)",
             allow_module_level=True,
         )
+
+
+def log_in(page, live_server, username: str) -> None:
+    """Log in through the login page, as a person does (every test user has factories.PASSWORD)."""
+    from tests.factories import PASSWORD
+
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{live_server.url}/")
+
+
+def tab_to(page, selector: str, limit: int = 40) -> None:
+    """Press Tab until the focused element matches `selector` (keyboard only, like a person)."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("(s) => document.activeElement.matches(s)", selector):
+            return
+    raise AssertionError(f"Tab never reached {selector}")

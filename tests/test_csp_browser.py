@@ -11,8 +11,7 @@ from django.utils import timezone
 from annotation.models import Candidate, StudyKind
 from tests import factories
 from tests.annotation.judging_support import make_study
-from tests.annotation.test_browser import tab_to
-from tests.browser import skip_without_chromium
+from tests.browser import log_in, skip_without_chromium, tab_to
 from tests.factories_stats import study_with_judgments
 from tests.training.training_helpers import FAST, make_train_tasks
 from training.models import GenerationJob, JobStatus, System, TrainingMetric, TrainingRun
@@ -38,11 +37,7 @@ def _page(browser, live_server, username: str):
     console: list[str] = []
     page.on("console", lambda msg: msg.type in ("error", "warning") and console.append(msg.text))
     page.on("pageerror", lambda error: console.append(str(error)))
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", factories.PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{live_server.url}/")
+    log_in(page, live_server, username)
     return page, console
 
 

@@ -38,3 +38,29 @@ def test_production_refuses_to_start_without_a_secret_key():
     result = _manage("check", env=env)
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+def _hsts(env: dict[str, str]) -> str:
+    code = (
+        "from django.conf import settings; "
+        "print(settings.SECURE_HSTS_SECONDS, settings.SECURE_HSTS_INCLUDE_SUBDOMAINS, settings.SECURE_HSTS_PRELOAD)"
+    )
+    return _manage("shell", "-c", code, env=env).stdout.strip().splitlines()[-1]
+
+
+def test_hsts_subdomains_and_preload_are_opt_in():
+    assert _hsts(PRODUCTION_ENV) == "31536000 False False"
+    opted_in = {**PRODUCTION_ENV, "SECURE_HSTS_INCLUDE_SUBDOMAINS": "1", "SECURE_HSTS_PRELOAD": "1"}
+    assert _hsts(opted_in) == "31536000 True True"
+    # Opting in stays clean under `check --deploy` too.
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=opted_in)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_production_pages_carry_the_security_headers():
+    code = (
+        "from django.test import Client; r = Client(HTTP_HOST='pig.example.org').get('/accounts/login/', secure=True); "
+        "print(r.status_code, r['Strict-Transport-Security'], 'unsafe' in r['Content-Security-Policy'])"
+    )
+    sqlite = {**PRODUCTION_ENV, "DATABASE_URL": "sqlite:///:memory:"}
+    assert _manage("shell", "-c", code, env=sqlite).stdout.strip().splitlines()[-1] == "200 max-age=31536000 False"

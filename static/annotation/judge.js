@@ -147,6 +147,11 @@
     return 1000 * Math.max(hinted, backoff);
   };
   let saving = false;
+  // Back to this page from the browser's cache after it was saved: load it afresh (the server moves on to
+  // the next comparison) instead of showing a page stuck at "saving…".
+  window.addEventListener("pageshow", (event) => {
+    if (event.persisted && saving) window.location.reload();
+  });
 
   async function save() {
     if (saving) return;
@@ -168,7 +173,7 @@
         if (response.ok && response.redirected) {
           window.location.assign(response.url);
         } else {
-          HTMLFormElement.prototype.submit.call(form);
+          form.submit(); // a native post: the browser shows the server's answer
         }
         return;
       }

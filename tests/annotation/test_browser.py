@@ -7,7 +7,7 @@ import pytest
 from annotation.models import Candidate, Judgment, StudyKind
 from tests import factories
 from tests.annotation.judging_support import SYSTEM_NAMES, make_study
-from tests.browser import skip_without_chromium
+from tests.browser import skip_without_chromium, tab_to
 
 skip_without_chromium()
 
@@ -30,15 +30,6 @@ def _log_in(page, live_server, username: str) -> None:
 
 def _progress(page) -> int:
     return int(page.get_attribute("#progress-bar", "value"))
-
-
-def tab_to(page, selector: str, limit: int = 40) -> None:
-    """Press Tab until the focused element matches `selector` (keyboard only, like a person)."""
-    for _ in range(limit):
-        page.keyboard.press("Tab")
-        if page.evaluate("(s) => document.activeElement.matches(s)", selector):
-            return
-    raise AssertionError(f"Tab never reached {selector}")
 
 
 def test_an_annotator_judges_five_outlines_with_the_keyboard_alone(browser, live_server, output_dir):

@@ -10,22 +10,13 @@ from annotation import services
 from annotation.models import Assignment, Candidate, Judgment, StudyKind
 from tests import factories
 from tests.annotation.judging_support import candidate_on_side, make_study
-from tests.annotation.test_browser import tab_to
-from tests.browser import skip_without_chromium
+from tests.browser import log_in, skip_without_chromium, tab_to
 
 skip_without_chromium()
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 LONG_OUTLINE = "# Plan\n\n" + "\n".join(f"- Step {n}: check the detail that matters here." for n in range(300))
-
-
-def _log_in(page, live_server, username: str) -> None:
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", factories.PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{live_server.url}/")
 
 
 def _leased(study, user, *, left: str) -> Assignment:
@@ -39,7 +30,7 @@ def _open(browser, live_server, user, assignment, height: int = 800):
     page = browser.new_page(viewport={"width": 1280, "height": height})
     posts: list[str] = []
     page.on("request", lambda request: request.method == "POST" and posts.append(request.url))
-    _log_in(page, live_server, user.username)
+    log_in(page, live_server, user.username)
     posts.clear()
     page.goto(f"{live_server.url}/a/{assignment.pk}/")
     page.wait_for_selector("#judge-form")
