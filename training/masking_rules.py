@@ -175,7 +175,9 @@ _NEEDS_COMPLEMENT = frozenset(
 _DANGLING_END = _NEEDS_COMPLEMENT | frozenset(
     "in on by for after before until during across near via one two three four five six".split()
 )
-_SUBORDINATE = re.compile(r"^,?\s*(?:which|because|since|so|including|excluding|though|although|where)\b", re.I)
+_SUBORDINATE = re.compile(
+    r"^[,;]?\s*(?:which|because|since|so|including|excluding|though|although|where|that's|that is|this is)\b", re.I
+)
 _TRAILER = re.compile(r"^,\s(?:including|excluding|not counting|plus)\b[^,.;]*")
 _ITEM = r"[^,\s]+(?:\s[^,\s]+){0,2}"
 _ABBREV = re.compile(r"(?:\b(?:v|vs|e\.g|i\.e|Mr|Mrs|Ms|Dr|St|Inc|Ltd|Jr|Sr|No|approx|etc)\.|\b[A-Z]\.)$")
@@ -226,7 +228,12 @@ def _sentence(text: str, start: int, end: int) -> Sentence:
 
 
 _PRONOUN = r"(?:we|i|i'm|i'd|i've|we're|we'll|we've|it|it's|they|she|he|there|then)"
-_SUBJECT = rf"(?:{_PRONOUN}|the|our|my|that|this|legal|marketing)"
+# ", and the audience is …" starts a clause; ", and our two kids" continues a list: a verb must follow soon.
+_VERB_SOON = (
+    r"(?:[\w'-]+\s+){0,3}(?:is|are|was|were|will|would|has|have|had|can|can't|must|should|needs?|wants?|goes|"
+    r"runs|takes|says|means)\b"
+)
+_SUBJECT = rf"(?:{_PRONOUN}|(?:the|our|my|that|this|legal|marketing)\s+{_VERB_SOON})"
 _CLAUSE_BREAK = re.compile(
     rf";\s+|\s+—\s+|,\s+(?=(?:which|because|since|though|although|while|including|so)\b)"
     rf"|,\s+(?=(?:and|but|so|or|plus)\s+{_SUBJECT}\b)|\s+(?=(?:and|but|so|or|plus)\s+{_PRONOUN}\b)",
@@ -463,6 +470,7 @@ _ENDS_PHRASE = re.compile(
     r"^(?:\s*$|[,.;:!?)—]|\s+(?:to|for|with|in|on|at|by|from|so|because|which|who|that|since|while|as|before|"
     r"after|until|through|via|—|where|when|if|but|including|excluding|rather|instead|plus)\b)"
 )
+_MODALS = frozenset("would will can could should must may might to don't doesn't didn't won't can't".split())
 _VERBISH = frozenset(
     """we i they you he she can cannot will would should must may might is are was were has have had do does did
     said says asked wants wanted needs needed gets got makes made uses used""".split()
@@ -492,9 +500,12 @@ def _candidate_cuts(text: str, sentence: Sentence, span: Span) -> list[tuple[int
                 cuts.append((span.start, end + 1, "the "))  # on last Tuesday's outage → on the outage
             else:
                 cuts.append((span.start, end + 1, ""))  # the Hartwell Foundation's grant → the grant
-        word_before = re.findall(r"[\w'-]+", before[: prep.start()] if prep else before)[-1:]
+        word_before = re.findall(r"[\w'-]+", before[: prep.start()] if prep else before)[-2:]
+        # After a verb the phrase is usually its complement ("capped at $5,000", "would fall in Class 32").
         free = not word_before or (
-            word_before[0].lower() not in _NEEDS_COMPLEMENT and not word_before[0].lower().endswith(("ing", "ed"))
+            word_before[-1].lower() not in _NEEDS_COMPLEMENT
+            and not word_before[-1].lower().endswith(("ing", "ed"))
+            and not (len(word_before) == 2 and word_before[0].lower() in _MODALS and word_before[1].islower())
         )
         if prep and free and not possessive and _ENDS_PHRASE.match(after) and not re.match(r",\s[A-Z]", after):
             cuts.append((sentence.start + prep.start(), span.end, ""))  # … on April 2 → …
@@ -564,7 +575,7 @@ def _reads_ok(rendered: str, sentence: Sentence) -> bool:
     if not rendered:
         return not sentence.core
     words = re.findall(r"[\w'’$£€%-]+|[,;:.!?]", rendered.lower())
-    if sum(1 for w in words if w not in ",;:.!?") < 5:
+    if sum(1 for w in words if w not in ",;:.!?") < 3:
         return False
     for i, w in enumerate(words[:-1]):
         if words[i + 1] in {",", ";", ":", ".", "!", "?"} and w.strip(".") in _DANGLING_END:
