@@ -83,6 +83,11 @@ def test_the_gate_catches_empty_output_nothing_hidden_and_facts_that_are_not_ato
     assert _failures(gate(full_task=FULL, masked_task=GOOD_MASKED, facts=[])) == {GateFailure.NOTHING_HIDDEN}
     twice = [BUDGET, Fact("The budget is capped.", "budget", "due March 3")]
     assert GateFailure.NOT_ATOMIC in _failures(gate(full_task=FULL, masked_task=GOOD_MASKED, facts=twice))
+    two_values = [
+        Fact("The budget is $5,000 and it is due March 3.", "budget", "$5,000 and the application is due March 3")
+    ]
+    problems = gate(full_task=FULL, masked_task=GOOD_MASKED, facts=two_values)
+    assert GateFailure.NOT_ATOMIC in _failures(problems)
     no_slot = [Fact("Something.", "", "$5,000")]
     assert GateFailure.NOT_ATOMIC in _failures(gate(full_task=FULL, masked_task=GOOD_MASKED, facts=no_slot))
 
