@@ -4,6 +4,11 @@ Labels: benchmarks/data/masking_labels.jsonl — requests written for this audit
 use), with the key-information spans (numbers, amounts, dates, durations, named people, places and
 organisations, explicit constraints) marked by hand from what the text says, before the code was run on them.
 
+Side by side with the baseline, the previous rule method (mask-rule-v1: hide a seeded share of whole
+sentences/clauses other than the request), at fraction 0.5 and 1 on the labelled requests: the share of
+labelled spans gone from the masked text, the share of removed characters that are labelled key information,
+and the gate pass rate (v1's facts read as plain strings, as import derives their slot and value).
+
 Prints, for the span finder (every candidate, as with --fraction 1):
   precision (candidates that overlap a labelled span), recall (labelled spans overlapped by a candidate), F1;
 then, after masking at fraction 1: the share of labelled spans gone from the masked text, the share of tasks
@@ -17,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -24,7 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from training.facts import fact_from_raw  # noqa: E402
 from training.masking import mask_rule  # noqa: E402
+from training.masking_gate import gate  # noqa: E402
 from training.masking_rules import find_spans, normalise  # noqa: E402
 
 LABELS = ROOT / "benchmarks" / "data" / "masking_labels.jsonl"
@@ -34,6 +43,58 @@ DEMO = ROOT / "annotation" / "fixtures" / "demo" / "tasks.jsonl"
 def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
     inter = min(a[1], b[1]) - max(a[0], b[0])
     return inter > 0 and inter >= 0.5 * min(a[1] - a[0], b[1] - b[0])
+
+
+def mask_v1(text: str, *, seed: int, fraction: float, key: str) -> tuple[str, list[str]]:
+    """The baseline: mask-rule-v1 as it was (sentences and ;-clauses; the first imperative unit stays)."""
+    units = [u.strip() for s in re.split(r"(?<=[.!?])\s+(?=[\"'(A-Z0-9])", text.strip()) for u in s.split("; ")]
+    core = next(
+        (
+            i
+            for i, u in enumerate(units)
+            if re.match(
+                r"(?:please\s+)?(?:write|draft|outline|plan|help|"
+                r"create|give|can you|could you|i need|i'd like)",
+                u,
+                re.I,
+            )
+        ),
+        0,
+    )
+    rest = [i for i in range(len(units)) if i != core]
+    n_hide = max(1, round(fraction * len(rest))) if rest and fraction > 0 else 0
+    hidden = set(random.Random(f"{seed}:{key}").sample(rest, n_hide))
+    return " ".join(u for i, u in enumerate(units) if i not in hidden), [units[i] for i in sorted(hidden)]
+
+
+def _removal_figures(text: str, masked: str, gold_spans: list[str]) -> tuple[int, int, int]:
+    """(labelled spans gone, labelled characters gone, characters gone)."""
+    gone_spans = sum(normalise(s) not in normalise(masked) for s in gold_spans)
+    gone_key = sum(len(s) for s in gold_spans if normalise(s) not in normalise(masked))
+    return gone_spans, gone_key, max(len(text) - len(masked), 1)
+
+
+def side_by_side(rows: list[dict]) -> dict[str, float]:
+    figures: dict[str, float] = {}
+    n_gold = sum(len(r["key_spans"]) for r in rows)
+    for fraction in (0.5, 1.0):
+        for name in ("v1-sentences", "v2-key-information"):
+            spans_gone = key_chars = chars = passed = 0
+            for row in rows:
+                text = row["full_task"]
+                if name == "v1-sentences":
+                    masked, hidden = mask_v1(text, seed=0, fraction=fraction, key=row["key"])
+                    facts = [fact_from_raw(h) for h in hidden]
+                    ok = not gate(full_task=text, masked_task=masked, facts=facts)
+                else:
+                    result = mask_rule(text, seed=0, fraction=fraction, key=row["key"])
+                    masked, ok = result.masked_task, result.passed
+                a, b, c = _removal_figures(text, masked, row["key_spans"])
+                spans_gone, key_chars, chars, passed = spans_gone + a, key_chars + b, chars + c, passed + ok
+            figures[f"{name}@{fraction} labelled_spans_hidden"] = spans_gone / n_gold
+            figures[f"{name}@{fraction} key_share_of_removed_text"] = key_chars / chars
+            figures[f"{name}@{fraction} gate_pass"] = passed / len(rows)
+    return figures
 
 
 def audit(show: bool = False) -> dict[str, float]:
@@ -73,6 +134,7 @@ def audit(show: bool = False) -> dict[str, float]:
         "deliverable_kept": kept_deliverable / len(rows),
         "gate_pass": passed / len(rows),
     }
+    figures.update(side_by_side(rows))
     demo = [json.loads(line) for line in DEMO.read_text(encoding="utf-8").splitlines()]
     for fraction in (0.5, 1.0):
         results = [mask_rule(r["full_task"], seed=0, fraction=fraction, key=r["key"]) for r in demo]
@@ -90,7 +152,7 @@ def main() -> None:
     figures = audit(parser.parse_args().show)
     print("\nmasking audit (rule method, labelled requests)")
     for name, value in figures.items():
-        print(f"  {name:34s} {value:.3f}" if isinstance(value, float) else f"  {name:34s} {value}")
+        print(f"  {name:48s} {value:.3f}" if isinstance(value, float) else f"  {name:48s} {value}")
 
 
 if __name__ == "__main__":

@@ -148,8 +148,9 @@ class MaskOutcome:
     """One input row's result: the row to write (None when left out) and what the gate said."""
 
     row: dict[str, Any] | None
-    method: str
-    problems: list[GateProblem]  # problems of the first method tried; empty when it passed
+    method: str  # the method that wrote the row (or last tried)
+    tried: str  # the method asked for
+    problems: list[GateProblem]  # what the gate said about the method asked for; empty when it passed
     fallback_problems: list[GateProblem] = field(default_factory=list)
 
 
@@ -190,14 +191,14 @@ def mask_rows(
     outcomes = []
     for row, first in zip(rows, masked, strict=True):
         if first.passed:
-            outcomes.append(MaskOutcome(_row(row, first, record), first.method, []))
+            outcomes.append(MaskOutcome(_row(row, first, record), first.method, method, []))
             continue
         if method == "llm" and fallback == "rule":
             second = mask_rule(row["full_task"], seed=seed, fraction=fraction, key=row["key"])
             written = _row(row, second, {**record, "fallback_from": "llm"}) if second.passed else None
-            outcomes.append(MaskOutcome(written, "rule", first.problems, second.problems))
+            outcomes.append(MaskOutcome(written, "rule", method, first.problems, second.problems))
         else:
-            outcomes.append(MaskOutcome(None, first.method, first.problems))
+            outcomes.append(MaskOutcome(None, first.method, method, first.problems))
     return outcomes
 
 
@@ -217,9 +218,8 @@ def summarise(outcomes: Sequence[MaskOutcome]) -> dict[str, Any]:
     per_task = [len(o.row["hidden_facts"]) for o in written if o.row is not None]
     failures: Counter[str] = Counter()
     for o in outcomes:
-        first = "llm" if o.fallback_problems or (o.problems and o.method == "rule" and o.row is not None) else o.method
         for reason in {p.failure for p in o.problems}:
-            failures[f"{first} {GateFailure(reason).value}"] += 1
+            failures[f"{o.tried} {GateFailure(reason).value}"] += 1
         for reason in {p.failure for p in o.fallback_problems}:
             failures[f"rule {GateFailure(reason).value}"] += 1
     return {

@@ -6,7 +6,8 @@ A masked task fails when
 * a fact's value (or a number in it) is still in the masked text,
 * prompt text leaked into the masked text or a fact ("Details to remove:", "Here is the rewritten…"),
 * the masked request no longer asks for the deliverable of the full request,
-* it hides nothing, a fact is not atomic (no slot, no value, two facts on one slot), or the text is empty."""
+* it hides nothing, a fact is not atomic (no slot, no value, a value holding two numbers/dates/amounts, two
+  facts on one slot), or the text is empty."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from .facts import Fact
-from .masking_rules import deliverable_terms, is_request, normalise
+from .masking_rules import deliverable_terms, find_spans, is_request, normalise
 
 
 class GateFailure(StrEnum):
@@ -66,6 +67,15 @@ def gate(*, full_task: str, masked_task: str, facts: Sequence[Fact], prompts: It
         if not fact.slot.strip() or not value or len(value.split()) > _MAX_VALUE_WORDS:
             problems.append(GateProblem(GateFailure.NOT_ATOMIC, f"fact {fact.text!r} has no slot or a long value"))
             continue
+        values_inside = [
+            sp.text for sp in find_spans(fact.value)[1] if sp.category not in ("name", "constraint", "requirement")
+        ]
+        if len(values_inside) > 1:
+            problems.append(
+                GateProblem(
+                    GateFailure.NOT_ATOMIC, f"{fact.value!r} holds {len(values_inside)} values: {values_inside}"
+                )
+            )
         if normalise(fact.slot) in slots:
             problems.append(GateProblem(GateFailure.NOT_ATOMIC, f"two facts on the slot {fact.slot!r}"))
         slots.add(normalise(fact.slot))

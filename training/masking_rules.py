@@ -175,7 +175,11 @@ _NEEDS_COMPLEMENT = frozenset(
 _DANGLING_END = _NEEDS_COMPLEMENT | frozenset(
     "in on by for after before until during across near via one two three four five six".split()
 )
-_SUBORDINATE = re.compile(r"^,?\s*(?:which|because|since|so that|including|excluding|though|although|where)\b", re.I)
+_SUBORDINATE = re.compile(
+    r"^[,;]?\s*(?:which|because|since|so|including|excluding|though|although|where|that's|that is|this is)\b", re.I
+)
+_TRAILER = re.compile(r"^,\s(?:including|excluding|not counting|plus)\b[^,.;]*")
+_ITEM = r"[^,\s]+(?:\s[^,\s]+){0,2}"
 _ABBREV = re.compile(r"(?:\b(?:v|vs|e\.g|i\.e|Mr|Mrs|Ms|Dr|St|Inc|Ltd|Jr|Sr|No|approx|etc)\.|\b[A-Z]\.)$")
 
 
@@ -223,12 +227,16 @@ def _sentence(text: str, start: int, end: int) -> Sentence:
     return Sentence(start, end, text[start:end])
 
 
-_SUBJECT = (
-    r"(?:we|i|i'm|i'd|i've|we're|we'll|we've|it|it's|they|she|he|the|our|my|that|this|there|then|legal|marketing)"
+_PRONOUN = r"(?:we|i|i'm|i'd|i've|we're|we'll|we've|it|it's|they|she|he|there|then)"
+# ", and the audience is …" starts a clause; ", and our two kids" continues a list: a verb must follow soon.
+_VERB_SOON = (
+    r"(?:[\w'-]+\s+){0,3}(?:is|are|was|were|will|would|has|have|had|can|can't|must|should|needs?|wants?|goes|"
+    r"runs|takes|says|means)\b"
 )
+_SUBJECT = rf"(?:{_PRONOUN}|(?:the|our|my|that|this|legal|marketing)\s+{_VERB_SOON})"
 _CLAUSE_BREAK = re.compile(
     rf";\s+|\s+—\s+|,\s+(?=(?:which|because|since|though|although|while|including|so)\b)"
-    rf"|,?\s+(?=(?:and|but|so|or|plus)\s+{_SUBJECT}\b)",
+    rf"|,\s+(?=(?:and|but|so|or|plus)\s+{_SUBJECT}\b)|\s+(?=(?:and|but|so|or|plus)\s+{_PRONOUN}\b)",
     re.I,
 )
 
@@ -277,7 +285,7 @@ def find_spans(text: str) -> tuple[list[Sentence], list[Span]]:
             raw.append(Span(m.start(), m.end(), category, m.group()))
     raw = [r for r in raw if not (r.category == "count" and re.search(r"[A-Z][\w-]*\s$", text[: r.start]))]
     raw += _entities(text, sents)
-    raw += _constraints(text, sents)
+    raw += _constraints(text, sents, [r for r in raw if r.category != "name"])
     claims = [s for s in raw if s.category in _CLAIMS and s.text.count("(") == s.text.count(")")]
     facts = _resolve([s for s in raw if s.category not in _CLAIMS])
     # A constraint that holds two or more values is not one claim: its values are the facts instead.
@@ -317,11 +325,18 @@ def _entities(text: str, sents: list[Sentence]) -> list[Span]:
         value = " ".join(words)
         if re.fullmatch(rf"{_MONTH}|{_WEEKDAY}|[A-Z]|\d.*", value):
             continue
+        if out and re.fullmatch(r"\s(?:on|in)\s", text[out[-1].end : offset]) and _SERIES.search(out[-1].text):
+            merged = text[out[-1].start : offset + len(value)]  # IEEE Transactions on Robotics
+            out[-1] = Span(out[-1].start, offset + len(value), "name", merged)
+            continue
         out.append(Span(offset, offset + len(value), "name", value))
     return out
 
 
-def _constraints(text: str, sents: list[Sentence]) -> list[Span]:
+_SERIES = re.compile(r"(?:Transactions|Conference|Workshop|Symposium|Journal|Committee|Institute|Center|Centre)$")
+
+
+def _constraints(text: str, sents: list[Sentence], values: list[Span]) -> list[Span]:
     out = []
     for s in sents:
         if s.core:
@@ -340,7 +355,8 @@ def _constraints(text: str, sents: list[Sentence]) -> list[Span]:
             if m and not _SUBORDINATE.match(body):
                 # "No reading knowledge of Latin is required": a short subject belongs to the claim.
                 prefix = body_l[: m.start()]
-                begin = a2 if len(prefix.split()) <= 8 and not re.search(r"\d|[$£€]", prefix) else a2 + m.start()
+                short = len(prefix.split()) <= 8 and not any(a2 <= v.start < a2 + m.start() for v in values)
+                begin = a2 if short else a2 + m.start()
                 out.append(Span(begin, b, "constraint", text[begin:b]))
     return out
 
@@ -432,6 +448,9 @@ def rewrite(text: str, *, choose: list[int] | None = None, target: int | None = 
         span = spans[i]
         if all(gone[span.start : span.end]):
             continue
+        # A value stated twice cannot be hidden by cutting one place; leave it (a cut elsewhere may still take it).
+        if len(re.findall(rf"(?<!\w){re.escape(normalise(span.text))}(?!\w)", normalise(text))) > 1:
+            continue
         for a, b, replacement in _candidate_cuts(text, sents[span.sentence], span):
             trial, trial_subs = gone[:], {**subs, a: replacement} if replacement else subs
             trial[a:b] = [True] * (b - a)
@@ -451,6 +470,11 @@ _ENDS_PHRASE = re.compile(
     r"^(?:\s*$|[,.;:!?)—]|\s+(?:to|for|with|in|on|at|by|from|so|because|which|who|that|since|while|as|before|"
     r"after|until|through|via|—|where|when|if|but|including|excluding|rather|instead|plus)\b)"
 )
+_MODALS = frozenset("would will can could should must may might to don't doesn't didn't won't can't".split())
+_VERBISH = frozenset(
+    """we i they you he she can cannot will would should must may might is are was were has have had do does did
+    said says asked wants wanted needs needed gets got makes made uses used""".split()
+)
 _DETERMINER = re.compile(r"\b(?:a|an|the|our|my|their|your|its)\s$", re.I)
 
 
@@ -465,7 +489,7 @@ def _candidate_cuts(text: str, sentence: Sentence, span: Span) -> list[tuple[int
             noun_next
             and _DETERMINER.search(before)
             and not re.search(r"(?:ing|ed)$", noun_next.group(1))
-            and (noun_next.group(1) not in _NEEDS_COMPLEMENT | _DANGLING_END | {"we", "i", "they", "you", "he", "she"})
+            and noun_next.group(1) not in _NEEDS_COMPLEMENT | _DANGLING_END | _VERBISH
         ):
             cuts.append((span.start, span.end + 1, ""))  # a 12-day trip → a trip; a Japan itinerary → an itinerary
         prep = _PREP_BEFORE.search(before)
@@ -476,16 +500,27 @@ def _candidate_cuts(text: str, sentence: Sentence, span: Span) -> list[tuple[int
                 cuts.append((span.start, end + 1, "the "))  # on last Tuesday's outage → on the outage
             else:
                 cuts.append((span.start, end + 1, ""))  # the Hartwell Foundation's grant → the grant
-        word_before = re.findall(r"[\w'-]+", before[: prep.start()] if prep else before)[-1:]
+        word_before = re.findall(r"[\w'-]+", before[: prep.start()] if prep else before)[-2:]
+        # After a verb the phrase is usually its complement ("capped at $5,000", "would fall in Class 32").
         free = not word_before or (
-            word_before[0].lower() not in _NEEDS_COMPLEMENT and not word_before[0].lower().endswith("ing")
+            word_before[-1].lower() not in _NEEDS_COMPLEMENT
+            and not word_before[-1].lower().endswith(("ing", "ed"))
+            and not (len(word_before) == 2 and word_before[0].lower() in _MODALS and word_before[1].islower())
         )
         if prep and free and not possessive and _ENDS_PHRASE.match(after) and not re.match(r",\s[A-Z]", after):
             cuts.append((sentence.start + prep.start(), span.end, ""))  # … on April 2 → …
         if (_PREP_INSIDE.match(span.text) or _BARE_TIME.match(span.text)) and free and _ENDS_PHRASE.match(after):
             cuts.append((span.start - (1 if before.endswith(" ") else 0), span.end, ""))
         if before.endswith(", ") and re.match(r"[,.]", after):
-            cuts.append((span.start - 2, span.end + (1 if after.startswith(",") else 0), ""))  # …, ages 7 and 11, …
+            in_list = bool(re.search(rf",\s{_ITEM},\s$", before) or re.match(rf",\s{_ITEM},?\s(?:and|or)\s", after))
+            clause_next = bool(re.match(r",\s(?:and|but|so|or)\s", after))
+            # An appositive goes with both commas (a hotfix, 6.2.1, through …); a list item with one.
+            eat = after.startswith(",") and not in_list and not clause_next
+            cuts.append((span.start - 2, span.end + (1 if eat else 0), ""))
+        # "with an 8,000-word cap, including references": the trailer goes with what it qualifies.
+        trailer = _TRAILER.match(after)
+        if trailer:
+            cuts = [(a, b + len(trailer.group()) if b == span.end else b, r) for a, b, r in cuts]
     # The request sentence keeps all its clauses: only modifiers and phrases inside it may go.
     for a, b in [] if sentence.core else sentence.clauses:
         if a <= span.start < b:
@@ -517,13 +552,17 @@ def _render_sentence(text: str, sentence: Sentence, gone: list[bool], subs: dict
     out = re.sub(rf"\s*{_GAP}\s*", " ", out)
     out = re.sub(r"\(\s*\)", "", out)
     out = re.sub(r"\s+([,.;:!?)])", r"\1", out)
-    out = re.sub(r"([,;:])(?:\s*[,;:])+", r"\1", out)
+    out = re.sub(r"[,;:](?:\s*[,;:])+", _strongest, out)
     out = re.sub(r"[,;:—]\s*([.!?])$", r"\1", out.strip())
     out = re.sub(r"^[\s,;:—]*(?:(?:and|but|plus|or)\s+)?", "", out, flags=re.I)
     out = re.sub(r"\s{2,}", " ", out).strip()
     if out and out[-1] not in ".!?":
         out += sentence.text[-1] if sentence.text[-1] in ".!?" else "."
     return out[:1].upper() + out[1:]
+
+
+def _strongest(m: re.Match[str]) -> str:
+    return next(p for p in ";:," if p in m.group())
 
 
 def _article(m: re.Match[str]) -> str:
@@ -536,7 +575,7 @@ def _reads_ok(rendered: str, sentence: Sentence) -> bool:
     if not rendered:
         return not sentence.core
     words = re.findall(r"[\w'’$£€%-]+|[,;:.!?]", rendered.lower())
-    if sum(1 for w in words if w not in ",;:.!?") < 5:
+    if sum(1 for w in words if w not in ",;:.!?") < 3:
         return False
     for i, w in enumerate(words[:-1]):
         if words[i + 1] in {",", ";", ":", ".", "!", "?"} and w.strip(".") in _DANGLING_END:
@@ -546,7 +585,10 @@ def _reads_ok(rendered: str, sentence: Sentence) -> bool:
     if sentence.core and not is_request(rendered):
         return False
     if re.search(
-        r"\b(?:a|an|the|our|my)\s+(?:we|i|they|is|are|and|or|of|in|to|on|at|for|with|by|from)\b", rendered, re.I
+        r"\b(?:a|an|the|our|my)\s+(?:we|i|they|is|are|and|or|of|in|to|on|at|for|with|by|from|can't|won't|can|will|"
+        r"must|should|would|has|have)\b",
+        rendered,
+        re.I,
     ):
         return False
     return not re.search(r"\b(?:and|or|but)\s+(?:and|or|but)\b|\(\s*[,.]", rendered, re.I)
@@ -563,7 +605,7 @@ def _facts(text: str, spans: list[Span], gone: list[bool], masked: str) -> list[
         if slot in used:
             context = [
                 w
-                for w in re.findall(r"[A-Za-z][\w-]+", text[max(0, span.start - 40) : span.start])
+                for w in re.findall(r"(?<!')\b[A-Za-z][\w-]{2,}", text[max(0, span.start - 40) : span.start])
                 if w.lower() not in _STOP
             ][-2:]
             slot = f"{slot} ({' '.join(context).lower()})" if context else slot
@@ -590,16 +632,27 @@ _STOP = frozenset(
 
 
 def _slot(text: str, span: Span) -> str:
-    clause_start = max(text.rfind(sep, 0, span.start) for sep in (". ", "; ", ", ", ": "))
-    clause_end = min([i for sep in (". ", "; ", ", ") if (i := text.find(sep, span.end)) != -1] or [len(text)])
-    context = text[clause_start + 1 : clause_end].lower()
+    start = max(text.rfind(sep, 0, span.start) for sep in (". ", "? ", "; "))
+    ends = [i for sep in (". ", "? ", "; ") if (i := text.find(sep, span.end)) != -1]
+    context = text[start + 1 : min(ends or [len(text)])].lower()
+    where = span.start - (start + 1)
     category = span.category
+    if category == "date" and re.match(r"(?:from|after|since|before)\b", span.text, re.I):
+        return "time range"
     if category in _SLOT_CONTEXT:
+        # The keyword nearest to the value names it: "budget is tiny, about $3,000" → budget.
+        best: tuple[int, str] | None = None
         for pattern, slot in _SLOT_CONTEXT[category]:
-            if re.search(pattern, context):
-                return slot
+            for m in re.finditer(pattern, context):
+                distance = abs(m.start() - where)
+                if best is None or distance < best[0]:
+                    best = (distance, slot)
+        if best is not None:
+            return best[1]
     if category == "count":
         return "number of " + re.findall(r"[A-Za-z][\w'-]*", span.text)[-1].lower()
+    if category == "name" and re.search(r"\d", span.text):
+        return "name"
     if category == "name":
         before = text[max(0, span.start - 20) : span.start].lower()
         if _ORG.search(span.text):

@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 from training.facts import Fact, fact_from_raw
 from training.masking import EXTRACT_PROMPT, REWRITE_PROMPT, mask_llm, mask_rows, mask_rule, summarise
 from training.masking_gate import GateFailure, gate
+from training.masking_rules import find_spans, rewrite
 from training.models import System
 
 from .scripted import ScriptedBackend
@@ -82,6 +83,11 @@ def test_the_gate_catches_empty_output_nothing_hidden_and_facts_that_are_not_ato
     assert _failures(gate(full_task=FULL, masked_task=GOOD_MASKED, facts=[])) == {GateFailure.NOTHING_HIDDEN}
     twice = [BUDGET, Fact("The budget is capped.", "budget", "due March 3")]
     assert GateFailure.NOT_ATOMIC in _failures(gate(full_task=FULL, masked_task=GOOD_MASKED, facts=twice))
+    two_values = [
+        Fact("The budget is $5,000 and it is due March 3.", "budget", "$5,000 and the application is due March 3")
+    ]
+    problems = gate(full_task=FULL, masked_task=GOOD_MASKED, facts=two_values)
+    assert GateFailure.NOT_ATOMIC in _failures(problems)
     no_slot = [Fact("Something.", "", "$5,000")]
     assert GateFailure.NOT_ATOMIC in _failures(gate(full_task=FULL, masked_task=GOOD_MASKED, facts=no_slot))
 
@@ -108,6 +114,63 @@ def test_rule_masking_hides_atomic_slot_value_facts_and_rewrites_clauses():
     assert masked.masked_task.startswith("Write an outline for a grant proposal on urban beekeeping.")
     # Whole clauses go, not single words: nothing like "The budget is and the application is due."
     assert not re.search(r"\b(?:is|at|of|for|and)\s*[.,]", masked.masked_task)
+
+
+REWRITES = [
+    # (request, value to hide, the masked request as a person would write it)
+    (
+        "Please outline a 12-day trip to Portugal for my family.",
+        "12-day",
+        "Please outline a trip to Portugal for my family.",
+    ),
+    ("I need an outline for an 8-week course on pottery.", "8-week", "I need an outline for a course on pottery."),
+    (
+        "Write an outline for my talk. I fly to Boston on May 2 with my team.",
+        "May 2",
+        "Write an outline for my talk. I fly to Boston with my team.",
+    ),
+    (
+        "Write a post-mortem outline on last Tuesday's outage.",
+        "last Tuesday's",
+        "Write a post-mortem outline on the outage.",
+    ),
+    ("Write an outline for my grant. The budget is capped at $5,000.", "$5,000", "Write an outline for my grant."),
+    (
+        "Write an outline for my grant. We're a small team in Leeds, and the report is due March 3.",
+        "March 3",
+        "Write an outline for my grant. We're a small team in Leeds.",
+    ),
+    (
+        "Draft an outline for a memo. We shipped a hotfix, 6.2.1, through expedited review.",
+        "6.2.1",
+        "Draft an outline for a memo. We shipped a hotfix through expedited review.",
+    ),
+    (
+        "Write a review outline. We'll search PubMed, Embase, CINAHL, and Scopus.",
+        "Embase",
+        "Write a review outline. We'll search PubMed, CINAHL, and Scopus.",
+    ),
+    (
+        "Write an outline for the talk. Reviewers are clinicians, so keep it practical.",
+        "keep it practical",
+        "Write an outline for the talk. Reviewers are clinicians.",
+    ),
+    (
+        "Plan an itinerary outline for us. We are two adults from Leeds who love trains.",
+        "Leeds",
+        "Plan an itinerary outline for us. We are two adults who love trains.",
+    ),
+]
+
+
+@pytest.mark.parametrize(("full", "value", "expected"), REWRITES)
+def test_rule_masking_rewrites_the_smallest_unit_that_reads_well(full, value, expected):
+    _, spans = find_spans(full)
+    chosen = [i for i, span in enumerate(spans) if span.text == value]
+    assert chosen, f"{value!r} is not found as key information"
+    result = rewrite(full, choose=chosen, target=1)
+    assert result.masked_task == expected
+    assert value in {f.value for f in result.facts}
 
 
 def test_rule_masking_keeps_the_request_when_it_is_not_the_first_sentence():

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.jsonl import ValidationFailed, parse_jsonl, require_text, validate_rows
 from training.generation import system_backend
-from training.masking import FALLBACKS, METHODS, mask_rows, summarise
+from training.masking import FALLBACKS, METHODS, MaskOutcome, mask_rows, summarise
 from training.models import System
 
 
@@ -103,12 +103,11 @@ class Command(BaseCommand):
             + (", ".join(f"{reason} {n}" for reason, n in failures.items()) if failures else "none")
         )
 
-    def _report(self, src: Path, line: int, key: str, outcome: Any) -> None:
+    def _report(self, src: Path, line: int, key: str, outcome: MaskOutcome) -> None:
         if not outcome.problems and not outcome.fallback_problems:
             return
-        first = "llm" if outcome.fallback_problems or outcome.method != "rule" or outcome.row else outcome.method
         for problem in outcome.problems:
-            self.stderr.write(f"  {src}: line {line} ({key}): {first} masking failed the gate: {problem}")
+            self.stderr.write(f"  {src}: line {line} ({key}): {outcome.tried} masking failed the gate: {problem}")
         for problem in outcome.fallback_problems:
             self.stderr.write(f"  {src}: line {line} ({key}): rule fallback failed the gate: {problem}")
         if outcome.row is not None:
