@@ -45,8 +45,10 @@ def _oriented(study: Study, first: System, second: System) -> tuple[System, Syst
 def study_pairs_sync(*, study: Study) -> list[StudyPair]:
     """One StudyPair per pair of systems the study's comparisons compare, and every comparison linked to
     its pair. Idempotent; called when comparisons are built and before each refresh."""
+    # Pairs come from the regular comparisons only: a pair seen only in gold items would join the family
+    # (widening every interval) and, never judged, keep a "decide every pair" goal from ever being met.
     found = (
-        Comparison.objects.filter(study=study)
+        Comparison.objects.filter(study=study, is_gold=False)
         .values_list("candidate_a__system_id", "candidate_b__system_id")
         .distinct()
         .order_by()
