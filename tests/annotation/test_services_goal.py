@@ -310,3 +310,33 @@ def test_a_real_worker_refreshes_the_pair_states_after_judgments():
             time.sleep(0.2)
     assert StudyPair.objects.filter(study=study).aggregate(n=Sum("n"))["n"] == 3
     assert StudyPair.objects.filter(study=study, refreshed_at__isnull=False).count() == 3
+
+
+def test_setting_a_goal_in_admin_refreshes_the_pairs_at_once(client, researcher):
+    people = annotators(3)
+    study = goal_study(tasks=8, people=people)
+    judge_pair(study, "alpha", "beta", people, "a")
+    assert pair(study, "alpha", "beta").open  # no goal yet: nothing computed
+    client.force_login(researcher)
+    url = reverse("admin:annotation_study_change", args=[study.pk])
+    form = client.get(url).context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if v is not None and not isinstance(v, list | dict)}
+    data.update(
+        {
+            "goal": StudyGoal.DECIDE_ALL,
+            "systems": [s.pk for s in study.systems.all()],
+            "annotators": [p.pk for p in people],
+            "criteria": "[]",
+            "pairs-TOTAL_FORMS": "3",
+            "pairs-INITIAL_FORMS": "3",
+            "pairs-MIN_NUM_FORMS": "0",
+            "pairs-MAX_NUM_FORMS": "1000",
+        }
+    )
+    for i, p in enumerate(StudyPair.objects.filter(study=study).order_by("system_a__name", "system_b__name")):
+        data[f"pairs-{i}-id"] = p.pk
+        data[f"pairs-{i}-study"] = study.pk
+    response = client.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    decided = pair(study, "alpha", "beta")
+    assert (decided.decided, decided.open) == ("a", False)
