@@ -250,6 +250,8 @@ class Comparison(models.Model):
             # of scanning every open comparison of the study.
             models.Index(fields=["study", "is_gold", "slots_taken"], name="comparison_next_gold_idx"),
             models.Index(fields=["pair", "is_gold", "slots_taken"], name="comparison_next_pair_idx"),
+            # Finding a study's comparisons not yet linked to a pair (usually none) without a scan.
+            models.Index(fields=["study"], condition=Q(pair__isnull=True), name="comparison_unlinked_idx"),
         ]
 
     def __str__(self) -> str:

@@ -21,7 +21,7 @@ from annotation.selectors_stats import (
     study_stats_version,
 )
 from annotation.stats import preference_report
-from annotation.stats.svg import forest, pair_bars, sequence_intervals
+from annotation.stats.svg import evidence_plot, forest, pair_bars, sequence_intervals
 from pigplatform.queueing import send_or_record
 
 CACHE_SECONDS = 7 * 24 * 3600
@@ -85,13 +85,16 @@ def study_figures_compute(*, study: Study, exclude_flagged: bool) -> dict[str, A
     # Usernames here: the page is for staff, who see them in admin anyway; exports pseudonymise.
     table = study_judgments_table(study=study, exclude_flagged=exclude_flagged, real_usernames=True)
     report = preference_report(
-        table, reference=reference or None, family_size=study_design_pair_count(study=study) or None
+        table,
+        reference=reference or None,
+        family_size=study_design_pair_count(study=study) or None,
+        sequential_paths=True,
     )
     figures = {
         "report": report,
         "bars": pair_bars(report["pairs"]) if report["pairs"] else "",
         "forest": forest(report["ratings"]),
-        "sequential_plot": sequence_intervals(report["sequential"]),
+        "sequential_plot": sequence_intervals(report["sequential"]) + evidence_plot(report["sequential"]),
         "version": version,
         "judgments": len(table),
     }

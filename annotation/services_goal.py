@@ -44,9 +44,15 @@ def _oriented(study: Study, first: System, second: System) -> tuple[System, Syst
 
 def study_pairs_sync(*, study: Study) -> list[StudyPair]:
     """One StudyPair per pair of systems the study's comparisons compare, and every comparison linked to
-    its pair. Idempotent; called when comparisons are built and before each refresh."""
+    its pair. Idempotent; called when comparisons are built and before each refresh. Only comparisons not
+    yet linked are looked at, so once a study is linked this costs one indexed read."""
+    unlinked = Comparison.objects.filter(study=study, pair__isnull=True)
+    if not unlinked.exists():
+        return list(StudyPair.objects.filter(study=study).select_related("system_a", "system_b"))
+    # Pairs come from the regular comparisons only: a pair seen only in gold items would join the family
+    # (widening every interval) and, never judged, keep a "decide every pair" goal from ever being met.
     found = (
-        Comparison.objects.filter(study=study)
+        unlinked.filter(is_gold=False)
         .values_list("candidate_a__system_id", "candidate_b__system_id")
         .distinct()
         .order_by()
@@ -60,9 +66,8 @@ def study_pairs_sync(*, study: Study) -> list[StudyPair]:
             [StudyPair(study=study, system_a=a, system_b=b) for a, b in wanted], ignore_conflicts=True
         )
         pairs = list(StudyPair.objects.filter(study=study).select_related("system_a", "system_b"))
-        unlinked = Comparison.objects.filter(study=study, pair__isnull=True).exists()
-        for pair in pairs if unlinked else ():
-            Comparison.objects.filter(study=study, pair__isnull=True).filter(
+        for pair in pairs:
+            unlinked.filter(
                 Q(candidate_a__system=pair.system_a, candidate_b__system=pair.system_b)
                 | Q(candidate_a__system=pair.system_b, candidate_b__system=pair.system_a)
             ).update(pair=pair)

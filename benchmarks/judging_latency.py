@@ -9,11 +9,17 @@ next → (think) → submit. The time inside each service
 call is recorded; p50/p95/p99 are printed. --think-ms 0 is a saturation test (every annotator
 hammering at once); the default think time models fast annotators. Everything it creates is
 deleted at the end.
+
+    ... judging_latency.py --systems 4 --goal decide_all
+
+runs the same load twice, without and then with a study goal (the engine reads the pair states and
+serves open pairs; a thread recomputes the pair states every 2 s as the worker task would).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import multiprocessing
 import os
 import random
@@ -36,14 +42,27 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
 from annotation import services  # noqa: E402
-from annotation.models import Assignment, Candidate, Comparison, Judgment, Study, StudyStatus, Task  # noqa: E402
+from annotation.models import (  # noqa: E402
+    Assignment,
+    Candidate,
+    Comparison,
+    Judgment,
+    Study,
+    StudyGoal,
+    StudyPair,
+    StudyStatus,
+    Task,
+)
+from annotation.services_goal import study_pairs_sync, study_sequential_refresh  # noqa: E402
 from training.models import Backend, System  # noqa: E402
 
 
-def build(*, comparisons: int, annotators: int, tag: str) -> tuple[Study, list]:
+def build(*, comparisons: int, annotators: int, tag: str, systems_n: int = 2, goal: str = "") -> tuple[Study, list]:
+    """With more than two systems each task compares one pair, the pairs taking turns."""
     User = get_user_model()
+    pairs = list(itertools.combinations(range(systems_n), 2))
     with transaction.atomic():
-        systems = [System.objects.create(name=f"bench-{tag}-{i}", backend=Backend.STATIC) for i in range(2)]
+        systems = [System.objects.create(name=f"bench-{tag}-{i}", backend=Backend.STATIC) for i in range(systems_n)]
         tasks = Task.objects.bulk_create(
             [
                 Task(key=f"bench-{tag}-{i}", domain="bench", full_task=f"Full task {i}", masked_task=f"Task {i}")
@@ -53,14 +72,20 @@ def build(*, comparisons: int, annotators: int, tag: str) -> tuple[Study, list]:
         )
         candidates = Candidate.objects.bulk_create(
             [
-                Candidate(task=task, system=system, questions=["What is the budget?"], outline="# Plan")
-                for task in tasks
-                for system in systems
+                Candidate(task=task, system=systems[s], questions=["What is the budget?"], outline="# Plan")
+                for i, task in enumerate(tasks)
+                for s in pairs[i % len(pairs)]
             ],
             batch_size=2000,
         )
         study = Study.objects.create(
-            slug=f"bench-{tag}", title="Benchmark", kind="questions", overlap=3, status=StudyStatus.OPEN, gold_rate=0.1
+            slug=f"bench-{tag}",
+            title="Benchmark",
+            kind="questions",
+            overlap=3,
+            status=StudyStatus.OPEN,
+            gold_rate=0.1,
+            goal=goal,
         )
         n_gold = comparisons // 20
         Comparison.objects.bulk_create(
@@ -79,6 +104,7 @@ def build(*, comparisons: int, annotators: int, tag: str) -> tuple[Study, list]:
         )
         users = [User.objects.create(username=f"bench-{tag}-{i}") for i in range(annotators)]
         study.annotators.add(*users)
+        study_pairs_sync(study=study)  # what building comparisons through the service does
     with connection.cursor() as cursor:
         # Fresh planner statistics, as autovacuum would provide in a running deployment.
         cursor.execute("ANALYZE annotation_comparison, annotation_assignment, annotation_judgment")
@@ -89,6 +115,8 @@ def cleanup(study: Study, users: list, tag: str) -> None:
     with transaction.atomic():
         Judgment.objects.filter(comparison__study=study).delete()
         Assignment.objects.filter(comparison__study=study).delete()
+        Comparison.objects.filter(study=study).delete()
+        StudyPair.objects.filter(study=study).delete()
         study.delete()
         Candidate.objects.filter(task__key__startswith=f"bench-{tag}-").delete()
         Task.objects.filter(key__startswith=f"bench-{tag}-").delete()
@@ -145,9 +173,23 @@ def run_annotators(study_id: int, user_ids: list[int], judgments: int, think_ms:
     return next_ms, submit_ms
 
 
+REFRESH_S = 2.0
+
+
+def refresh_loop(study_id: int, stop: threading.Event, timings: list[float]) -> None:
+    """What the `default.sequential_refresh` worker task does, at its debounce cadence, during the run."""
+    try:
+        while not stop.wait(REFRESH_S):
+            started = time.perf_counter()
+            study_sequential_refresh(study_id=study_id)
+            timings.append((time.perf_counter() - started) * 1000)
+    finally:
+        connection.close()
+
+
 def percentiles(samples: list[float]) -> str:
-    if not samples:
-        return "no samples"
+    if len(samples) < 2:
+        return f"{len(samples)} sample(s): {', '.join(f'{s:.2f} ms' for s in samples) or '–'}"
     q = statistics.quantiles(samples, n=100, method="inclusive")
     return f"p50 {q[49]:6.2f} ms   p95 {q[94]:6.2f} ms   p99 {q[98]:6.2f} ms   (n={len(samples)})"
 
@@ -159,19 +201,46 @@ def main() -> None:
     parser.add_argument("--judgments", type=int, default=20, help="per annotator")
     parser.add_argument("--processes", type=int, default=4, help="server processes sharing the annotators")
     parser.add_argument("--think-ms", type=float, default=500, help="mean think time between calls (uniform 0..2x)")
+    parser.add_argument("--systems", type=int, default=2, help="systems; each task compares one pair of them")
+    parser.add_argument(
+        "--goal",
+        choices=[g for g in StudyGoal.values if g],
+        help="give the study a goal: the engine serves open pairs, and a refresh (as the worker would) "
+        f"recomputes the pair states every {REFRESH_S:.0f} s during the run",
+    )
     args = parser.parse_args()
     if connection.vendor != "postgresql":
         sys.exit("Set DATABASE_URL to a PostgreSQL database (this measures row-lock behaviour).")
 
+    # With a goal, the same load runs first without one (today's engine), then with it: side by side.
+    for goal in ["", args.goal] if args.goal else [""]:
+        run_variant(args, goal)
+        print()
+
+
+def run_variant(args: argparse.Namespace, goal: str) -> None:
     tag = uuid.uuid4().hex[:8]
     t0 = time.perf_counter()
-    study, users = build(comparisons=args.comparisons, annotators=args.annotators, tag=tag)
-    print(f"built {args.comparisons} comparisons, {args.annotators} annotators in {time.perf_counter() - t0:.1f} s")
+    study, users = build(
+        comparisons=args.comparisons, annotators=args.annotators, tag=tag, systems_n=args.systems, goal=goal
+    )
+    print(
+        f"built {args.comparisons} comparisons, {args.systems} systems, {args.annotators} annotators, "
+        f"goal: {goal or 'none'} in {time.perf_counter() - t0:.1f} s"
+    )
     connection.close()  # children open their own
     chunks = [[u.pk for u in users[i :: args.processes]] for i in range(args.processes)]
     t0 = time.perf_counter()
+    refreshes: list[float] = []
+    stop = threading.Event()
+    refresher = threading.Thread(target=refresh_loop, args=(study.pk, stop, refreshes)) if goal else None
     with multiprocessing.get_context("fork").Pool(args.processes) as pool:
+        if refresher:
+            refresher.start()  # after the fork: the children never inherit a running thread
         results = pool.starmap(run_annotators, [(study.pk, chunk, args.judgments, args.think_ms) for chunk in chunks])
+    stop.set()
+    if refresher:
+        refresher.join()
     wall = time.perf_counter() - t0
     next_ms = [ms for r in results for ms in r[0]]
     submit_ms = [ms for r in results for ms in r[1]]
@@ -183,6 +252,14 @@ def main() -> None:
     )
     print(f"next-comparison  {percentiles(next_ms)}")
     print(f"submit           {percentiles(submit_ms)}")
+    if refresher:
+        decided = StudyPair.objects.filter(study=study).exclude(decided="").count()
+        print(f"pair-state refresh (the worker's job, every {REFRESH_S:.0f} s) {percentiles(refreshes)}")
+        print(f"pairs decided by the end: {decided} of {StudyPair.objects.filter(study=study).count()}")
+        # Judgments on a goal study also enqueue the debounced refresh; no worker runs here to take them.
+        from pigplatform.celery import app
+
+        app.control.purge()
     cleanup(study, users, tag)
 
 

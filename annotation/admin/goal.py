@@ -33,6 +33,12 @@ class StudyGoalAdmin(_Base):  # type: ignore[misc, valid-type]
     inlines = (*getattr(_Base, "inlines", ()), StudyPairInline)
     actions = (*_Base.actions, "refresh_pair_states")
 
+    def save_model(self, request: HttpRequest, obj: Study, form: object, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        # A new or changed goal decides at once which pairs are open, instead of after the next judgment.
+        if obj.goal or obj.budget is not None:
+            study_sequential_refresh(study_id=obj.pk)
+
     @admin.display(description="goal")
     def goal_progress(self, obj: Study) -> str:
         summary = study_goal_summary(study=obj)

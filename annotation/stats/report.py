@@ -17,7 +17,7 @@ import numpy as np
 
 from . import agreement, bt
 from .proportions import holm, items_needed, sign_test, wilson
-from .sequential import ALPHA, outcomes, sequential
+from .sequential import ALPHA, evidence_path, outcomes, sequential
 from .table import TIE, Table, oriented
 
 DEFAULT_BOOT = 1000
@@ -234,7 +234,12 @@ def _position_bias(kind: str, sub: Table) -> list[dict[str, Any]]:
 
 
 def sequential_rows(
-    table: Table, *, reference: str | None = None, family_size: int | None = None, alpha: float = ALPHA
+    table: Table,
+    *,
+    reference: str | None = None,
+    family_size: int | None = None,
+    alpha: float = ALPHA,
+    paths: bool = False,
 ) -> list[dict[str, Any]]:
     """Anytime-valid figures per pair, each pair's judgments in arrival order (created_at, then row order).
 
@@ -253,7 +258,8 @@ def sequential_rows(
         a, b = divmod(pair, s)
         codes = choice[(kind == k) & (x == a) & (y == b)]
         counts = np.bincount(codes, minlength=3)
-        seq = sequential(outcomes(codes), alpha / m)
+        stream = outcomes(codes)
+        seq = sequential(stream, alpha / m)
         rows.append(
             {
                 "kind": table.kinds[k],
@@ -272,6 +278,7 @@ def sequential_rows(
                 "decided": seq.decided,
                 "alpha": alpha,
                 "family_size": m,
+                **({"evidence": evidence_path(stream, alpha / m)} if paths else {}),
             }
         )
     return rows
@@ -288,11 +295,13 @@ def preference_report(
     min_shared: int = 10,
     family_size: int | None = None,
     alpha: float = ALPHA,
+    sequential_paths: bool = False,
 ) -> dict[str, list[dict[str, Any]]]:
     """Every figure of the contract, as plain lists of dicts (JSON-ready).
 
     `family_size`: the number of pairs the study's design compares (default: the pairs with judgments);
-    the sequential rows are Bonferroni-corrected over it."""
+    the sequential rows are Bonferroni-corrected over it; `sequential_paths` adds each pair's evidence
+    path (for the plot)."""
     excluded = {str(a) for a in exclude_annotators}
     if excluded:
         drop = np.array([label in excluded for label in table.annotators], dtype=bool)
@@ -303,7 +312,9 @@ def preference_report(
         "agreement": [],
         "position_bias": [],
         "domains": [],
-        "sequential": sequential_rows(table, reference=reference, family_size=family_size, alpha=alpha),
+        "sequential": sequential_rows(
+            table, reference=reference, family_size=family_size, alpha=alpha, paths=sequential_paths
+        ),
     }
     for k in np.unique(table.kind):
         view = _kind_view(table, int(k), reference)

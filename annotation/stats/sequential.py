@@ -148,6 +148,21 @@ def e_value_path(x: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
     return THETA * np.exp(plus) + (1 - THETA) * np.exp(minus)
 
 
+def evidence_path(x: np.ndarray, alpha: float = ALPHA, points: int = 120) -> list[tuple[int, float]]:
+    """(n, log10 max(θK⁺ₙ(½), (1−θ)K⁻ₙ(½))) at up to `points` times: the pair is decided when this first
+    reaches log10(1/α). Thinned for plotting; the first time it reaches the line is always kept."""
+    x = np.asarray(x, dtype=float)
+    if len(x) == 0:
+        return []
+    plus, minus = _paths_at_half(x, alpha)
+    evidence = np.maximum(plus + np.log(THETA), minus + np.log(1 - THETA)) / np.log(10)
+    keep = set(np.unique(np.linspace(0, len(x) - 1, min(points, len(x))).astype(int)).tolist())
+    crossed = np.flatnonzero(evidence >= np.log10(1 / alpha))
+    if len(crossed):
+        keep.add(int(crossed[0]))
+    return [(i + 1, round(float(evidence[i]), 4)) for i in sorted(keep)]
+
+
 def sequential(x: np.ndarray, alpha: float = ALPHA) -> Sequential:
     """Every anytime-valid figure of one pair's stream x (in arrival order) at level α."""
     x = np.asarray(x, dtype=float)

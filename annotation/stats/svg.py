@@ -9,6 +9,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+import numpy as np
+
 WIN, TIE, LOSS = "#2f7d4f", "#b9bec7", "#c0504d"
 INK = "#1d2430"
 # Percentage labels inside the bars: white on the dark win/loss colours, dark ink on the light tie grey.
@@ -129,3 +131,47 @@ def sequence_intervals(rows: list[dict[str, Any]], *, width: int = 760) -> str:
     for tick in (0, 0.25, 0.5, 0.75, 1):
         body.append(_text(sx(tick), height - 4, f"{100 * tick:.0f}%", anchor="middle", size=10))
     return _svg(width, height, body, "Anytime-valid confidence sequences for the win rate of A")
+
+
+PALETTE = ("#2457c5", "#c0504d", "#2f7d4f", "#8a5cc2", "#d08a1d", "#1f8a99", "#5b6472", "#b0407a")
+
+
+def evidence_plot(rows: list[dict[str, Any]], *, width: int = 760, height: int = 260) -> str:
+    """Per pair, the evidence against "equally preferred" (log10 of the larger hedged wealth) as judgments
+    arrive, against the decision line log10(m/α): a pair is decided where its curve first reaches it."""
+    rows = [r for r in rows if r.get("evidence")]
+    if not rows:
+        return ""
+    line = float(np.log10(rows[0]["family_size"] / rows[0]["alpha"]))
+    several_kinds = len({r["kind"] for r in rows}) > 1
+    left, right, top, bottom = 60, 200, 14, 30
+    plot_w, plot_h = width - left - right, height - top - bottom
+    max_n = max(r["evidence"][-1][0] for r in rows)
+    lo = min(-1.0, min(v for r in rows for _, v in r["evidence"]))
+    hi = max(line + 1.0, max(v for r in rows for _, v in r["evidence"]))
+
+    def sx(n: float) -> float:
+        return left + n / max_n * plot_w
+
+    def sy(v: float) -> float:
+        return top + (hi - v) / (hi - lo) * plot_h
+
+    body = [
+        f'<line x1="{left}" y1="{sy(line):.1f}" x2="{left + plot_w}" y2="{sy(line):.1f}" stroke="#1d2430" '
+        'stroke-dasharray="5,3"/>',
+        _text(left + 4, sy(line) - 5, f"decided: evidence ≥ {10**line:.0f} (= pairs / α)", size=11),
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#5b6472"/>',
+    ]
+    for k in range(int(np.ceil(lo)), int(np.floor(hi)) + 1):
+        body.append(_text(left - 6, sy(k) + 4, f"1e{k}" if k else "1", anchor="end", size=10))
+    for i, r in enumerate(rows):
+        colour = PALETTE[i % len(PALETTE)]
+        pts = " ".join(f"{sx(n):.1f},{sy(v):.1f}" for n, v in r["evidence"])
+        body.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="1.6"/>')
+        label = f"{r['system_a']} vs {r['system_b']}" + (f" ({r['kind']})" if several_kinds else "")
+        body.append(_text(left + plot_w + 8, top + 10 + 15 * i, label, size=11, fill=colour))
+
+    for k in range(5):
+        n = max_n * k / 4
+        body.append(_text(sx(n), height - 8, f"{n:.0f}" + (" judgments" if k == 4 else ""), anchor="middle", size=10))
+    return _svg(width, height, body, "Evidence against equal preference as judgments arrive, per pair")

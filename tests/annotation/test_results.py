@@ -57,7 +57,7 @@ def test_the_researcher_sees_every_section(client, researcher, study):
     headings = ("Progress", "Pairs", "Anytime-valid figures", "Bradley–Terry ratings", "Agreement", "Position bias")
     for heading in (*headings, "By domain"):
         assert f"<h2>{heading}</h2>" in html
-    assert html.count("<svg") == 3  # stacked bars, confidence sequences and the forest plot, drawn on the server
+    assert html.count("<svg") == 4  # bars, confidence sequences, evidence paths, forest plot: drawn on the server
     assert "valid if you fixed n in advance" in html
     sequential = response.context["report"]["sequential"]
     assert [r["family_size"] for r in sequential] == [3, 3, 3]  # the study's three pairs, Bonferroni

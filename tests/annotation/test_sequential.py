@@ -11,6 +11,7 @@ from annotation.stats.sequential import (
     confidence_sequence,
     e_value_path,
     ever_excludes,
+    evidence_path,
     first_decision,
     outcomes,
     predictable_bets,
@@ -164,3 +165,15 @@ def test_bonferroni_over_the_design_widens_every_sequence():
     stream = outcomes(make_table(columns(choices, list(range(300)))).choice)
     # o3-mini (alphabetically first) is system_a: its outcomes are the mirror image of ours.
     assert alone["cs_low"] == pytest.approx(1 - confidence_sequence(stream, 0.05)[1])
+
+
+def test_the_evidence_path_reaches_the_decision_line_exactly_when_the_pair_is_decided():
+    rng = np.random.default_rng(8)
+    for _ in range(20):
+        x = rng.choice([1.0, 0.5, 0.0], size=300, p=rng.dirichlet([2, 1, 2]))
+        path = evidence_path(x, 0.05, points=50)
+        first, _ = first_decision(x, 0.05)
+        crossing = [n for n, v in path if v >= np.log10(1 / 0.05)]
+        assert (crossing[0] if crossing else 0) == first
+        assert len(path) <= 51
+        assert path[-1][0] == 300

@@ -3,15 +3,19 @@ budgets, and the overlap guarantee under concurrency on PostgreSQL."""
 
 from __future__ import annotations
 
+import os
 import random
 import threading
+import time
 from collections import Counter
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.db.models import Sum
 from django.urls import reverse
 from django.utils import timezone
 
@@ -282,3 +286,57 @@ def test_the_results_page_and_admin_show_goal_spent_decided_and_left(client, res
     assert "Judgments left (estimate)" in page
     change = client.get(reverse("admin:annotation_study_change", args=[study.pk])).content.decode()
     assert "anytime-valid state" in change
+
+
+@pytest.mark.skipif(
+    not os.environ.get("CELERY_BROKER_URL", "").startswith(("redis", "amqp")),
+    reason="needs a broker server (CI sets CELERY_BROKER_URL=redis://…)",
+)
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_refreshes_the_pair_states_after_judgments():
+    from celery.contrib.testing.worker import start_worker
+
+    from pigplatform.celery import app
+
+    cache.clear()
+    people = annotators(3)
+    study = goal_study(tasks=4, people=people, goal=StudyGoal.DECIDE_ALL)
+    with start_worker(app, queues=["default"], pool="solo", perform_ping_check=False, loglevel="WARNING"):
+        for person in people:
+            assignment = services.assignment_next_for_annotator(study=study, annotator=person)
+            services.judgment_submit(assignment_id=assignment.pk, annotator=person, choice="tie")
+        deadline = time.monotonic() + 60
+        while StudyPair.objects.filter(study=study).aggregate(n=Sum("n"))["n"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert StudyPair.objects.filter(study=study).aggregate(n=Sum("n"))["n"] == 3
+    assert StudyPair.objects.filter(study=study, refreshed_at__isnull=False).count() == 3
+
+
+def test_setting_a_goal_in_admin_refreshes_the_pairs_at_once(client, researcher):
+    people = annotators(3)
+    study = goal_study(tasks=8, people=people)
+    judge_pair(study, "alpha", "beta", people, "a")
+    assert pair(study, "alpha", "beta").open  # no goal yet: nothing computed
+    client.force_login(researcher)
+    url = reverse("admin:annotation_study_change", args=[study.pk])
+    form = client.get(url).context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if v is not None and not isinstance(v, list | dict)}
+    data.update(
+        {
+            "goal": StudyGoal.DECIDE_ALL,
+            "systems": [s.pk for s in study.systems.all()],
+            "annotators": [p.pk for p in people],
+            "criteria": "[]",
+            "pairs-TOTAL_FORMS": "3",
+            "pairs-INITIAL_FORMS": "3",
+            "pairs-MIN_NUM_FORMS": "0",
+            "pairs-MAX_NUM_FORMS": "1000",
+        }
+    )
+    for i, p in enumerate(StudyPair.objects.filter(study=study).order_by("system_a__name", "system_b__name")):
+        data[f"pairs-{i}-id"] = p.pk
+        data[f"pairs-{i}-study"] = study.pk
+    response = client.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    decided = pair(study, "alpha", "beta")
+    assert (decided.decided, decided.open) == ("a", False)
