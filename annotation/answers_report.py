@@ -46,13 +46,25 @@ def transcript_score(transcript: HumanTranscript, matcher: Matcher) -> Transcrip
     )
 
 
+def _scores(transcripts: list[HumanTranscript], matcher: Matcher, matcher_name: str) -> list[TranscriptScore]:
+    """Scores of the transcripts, from the cache where possible: a transcript is immutable, so its score under
+    one matcher never changes, and a new answer set costs one scoring instead of the whole study's."""
+    keys = {t.pk: f"pig:fidelity:score:v1:{matcher_name}:{t.pk}" for t in transcripts}
+    known = cache.get_many(list(keys.values()))
+    fresh = {keys[t.pk]: transcript_score(t, matcher) for t in transcripts if keys[t.pk] not in known}
+    if fresh:
+        cache.set_many(fresh, CACHE_SECONDS)
+    return [known.get(keys[t.pk]) or fresh[keys[t.pk]] for t in transcripts]
+
+
 def study_fidelity_records(
-    *, study: Study, exclude_flagged: bool = True, matcher: Matcher | None = None
+    *, study: Study, exclude_flagged: bool = True, matcher_name: str | None = None
 ) -> list[TranscriptRecord]:
-    matcher = matcher or fidelity_matcher()
+    matcher_name = matcher_name or settings.PIG_FIDELITY_MATCHER
+    matcher = fidelity_matcher(matcher_name)
+    transcripts = list(study_transcripts(study=study, exclude_flagged=exclude_flagged))
     records = []
-    for t in study_transcripts(study=study, exclude_flagged=exclude_flagged).iterator(chunk_size=500):
-        score = transcript_score(t, matcher)
+    for t, score in zip(transcripts, _scores(transcripts, matcher, matcher_name), strict=True):
         records.append(
             TranscriptRecord(
                 transcript_id=t.pk,

@@ -35,8 +35,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from annotation.stats.goal import PairState, pair_order, shrink_weight
+from annotation.stats.proportions import holm, items_needed, sign_test
 from annotation.stats.sequential import confidence_sequence, first_decision
-from annotation.stats.tests import holm, items_needed, sign_test
 
 ALPHA = 0.05
 TIES = 0.2

@@ -176,6 +176,12 @@ def _flat(result: AutoEvalResult) -> dict[str, object]:
     vs = result.metrics.get("vs_baseline") or {}
     for name in ("reward", "coverage", "outline_coverage"):
         row[f"{name}_rel_improvement"] = (vs.get(name) or {}).get("mean")
+    # Where people answered this system's questions in character (answer studies), the reward from their
+    # answers beside the simulator's on the same questions.
+    human = result.metrics.get("human_answers") or {}
+    row["human_answer_sets"] = human.get("n_answer_sets", 0)
+    for name in ("reward_human", "reward_simulated", "optimism"):
+        row[f"answered_{name}"] = (human.get(name) or {}).get("mean")
     return row
 
 

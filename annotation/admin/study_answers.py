@@ -73,7 +73,18 @@ def write_outlines_from_human_answers(
 _Base = type(admin.site.get_model_admin(Study))
 
 
+class StudyForm(_Base.form):  # type: ignore[misc, name-defined]
+    def clean(self) -> dict[str, object]:
+        data = super().clean()
+        # An answer study's default overlap is 1 (one person per candidate), not the pairwise kinds' 3: applied
+        # when the researcher chose the kind and left overlap as it was.
+        if data.get("kind") == StudyKind.ANSWER and self.instance.pk is None and "overlap" not in self.changed_data:
+            data["overlap"] = 1
+        return data
+
+
 class StudyAnswersAdmin(_Base):  # type: ignore[misc, valid-type]
+    form = StudyForm
     actions = (*_Base.actions, write_outlines_from_human_answers)
 
 

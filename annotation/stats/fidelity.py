@@ -207,13 +207,10 @@ def _ranking(records: Sequence[TranscriptRecord], rounds: int, seed: int) -> dic
         weights = _task_weights(len(tasks), rounds, np.random.default_rng(seed + 1))
         n_boot = weights @ count
         human_boot, sim_boot = (weights @ human) / n_boot, (weights @ sim) / n_boot
-    taus = np.array(
-        [
-            _kendall_tau(h[ok], s[ok])
-            for h, s in zip(human_boot, sim_boot, strict=True)
-            for ok in [np.isfinite(h) & np.isfinite(s)]
-        ]
-    )
+    taus = np.full(rounds, np.nan)
+    for b in range(rounds):
+        ok = np.isfinite(human_boot[b]) & np.isfinite(sim_boot[b])  # a system absent from a resample drops out
+        taus[b] = _kendall_tau(human_boot[b][ok], sim_boot[b][ok])
     human_rank, sim_rank = _ranks(human_mean), _ranks(sim_mean)
     return {
         "kendall_tau": _interval(taus, _kendall_tau(human_mean, sim_mean)),

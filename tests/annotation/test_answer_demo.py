@@ -51,3 +51,26 @@ def test_answer_admin_pages_render_and_transcripts_are_read_only(client, researc
     assert b'name="answers"' not in page.content  # shown, not editable
     listing = client.get(reverse("admin:annotation_study_changelist")).content.decode()
     assert "have each system write outlines from the human answers" in listing
+
+
+def test_a_new_answer_study_in_admin_defaults_to_overlap_one(client, researcher):
+    client.force_login(researcher)
+    form = {
+        "slug": "play",
+        "title": "Play the user",
+        "kind": StudyKind.ANSWER,
+        "overlap": 3,  # the form's initial value, unchanged by the researcher
+        "status": "draft",
+        "lease_minutes": 30,
+        "gold_rate": 0.1,
+        "gold_min_accuracy": 0.7,
+        "criteria": "[]",
+        "rationale_min_length": 0,
+        "task_split": "",
+    }
+    response = client.post(reverse("admin:annotation_study_add"), form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert Study.objects.get(slug="play").overlap == 1
+    form.update(slug="play-two", overlap=2)
+    client.post(reverse("admin:annotation_study_add"), {**form, "initial-overlap": 3})
+    assert Study.objects.get(slug="play-two").overlap == 2  # chosen on purpose: kept

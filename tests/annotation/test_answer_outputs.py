@@ -108,3 +108,24 @@ def test_preference_stats_of_a_pairwise_study_has_no_simulator_key(capsys):
     study = make_study(comparisons=1)
     call_command("preference_stats", "--study", study.slug, "--json")
     assert "simulator" not in json.loads(capsys.readouterr().out)
+
+
+def test_a_new_answer_set_costs_one_scoring_not_the_whole_studys(alice, bob, monkeypatch):
+    from django.core.cache import cache
+
+    from annotation import answers_report
+
+    cache.clear()
+    study = make_answer_study(tasks=3, annotators=(alice, bob), overlap=2)
+    _answer_all(study, alice)
+    scored: list[int] = []
+    real = answers_report.transcript_score
+    monkeypatch.setattr(answers_report, "transcript_score", lambda t, m: scored.append(t.pk) or real(t, m))
+    first = answers_report.study_fidelity(study=study, rounds=1000)
+    assert len(scored) == 6
+    assignment = answer_assignment_next(study=study, annotator=bob)
+    answer_set_submit(assignment_id=assignment.pk, annotator=bob, answers=[{"doesnt_say": True}] * 3)
+    second = answers_report.study_fidelity(study=study, rounds=1000)
+    assert len(scored) == 7  # only bob's new set was scored
+    assert (first["n_transcripts"], second["n_transcripts"]) == (6, 7)
+    assert answers_report.study_fidelity(study=study, rounds=1000) == second  # cached as a whole

@@ -125,3 +125,13 @@ def test_auto_eval_reports_the_reward_from_human_answers_when_they_exist(alice, 
     other = System.objects.create(name="nobody-answered")
     (plain,) = auto_eval_run(systems=[other], matcher="lexical", n_boot=200)
     assert "human_answers" not in plain.metrics
+
+
+@pytest.mark.django_db
+def test_the_auto_eval_page_shows_the_reward_from_human_answers(client, alice, bob, researcher):
+    study = _answered_study(alice, bob)
+    auto_eval_run(systems=[study.systems.get()], matcher="lexical", n_boot=200)
+    client.force_login(researcher)
+    page = client.get("/generation/auto-eval/").content.decode()
+    assert "People&#x27;s answers" in page or "People's answers" in page
+    assert "6 · " in page
