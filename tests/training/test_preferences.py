@@ -141,6 +141,7 @@ def test_a_trl_file_is_read_line_by_line_and_a_text_prompt_is_refused(tmp_path):
     rows, problems = pairs_from_trl_file(path)
     assert len(rows) == 1
     assert problems[0].startswith("preferences file line 2: bad JSON")
+    assert len(problems) == 3
     assert "line 3: prompt is plain text" in problems[1]
     assert "line 4: chosen and rejected must not be empty" in problems[2]
 
