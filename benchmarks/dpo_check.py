@@ -122,6 +122,9 @@ def main() -> int:
     parser.add_argument("--gpu", action="store_true", help="train on CUDA (a ~0.1B Qwen2 unless --model)")
     parser.add_argument("--steps", type=int, default=0, help="DPO steps (default 60 on CPU, 100 on GPU)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--lr", type=float, default=0.0, help="learning rate (default: 5e-4 tiny model, 1e-5 --model, 5e-5 --gpu)"
+    )
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     model, device = model_for(args)
@@ -131,7 +134,7 @@ def main() -> int:
     hp = {
         "max_steps": args.steps or (100 if on_gpu else 60),
         "per_device_train_batch_size": 16 if on_gpu else 8,
-        "learning_rate": 5e-5 if on_gpu else 5e-4,
+        "learning_rate": args.lr or (1e-5 if args.model else 5e-5 if on_gpu else 5e-4),
         "beta": 0.1,
         "save_steps": 10_000,
         "seed": args.seed,
@@ -151,8 +154,9 @@ def main() -> int:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false"}
     if device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
-    print(f"DPO check: {model.name} on {device}; {len(comparisons)} comparisons ({TASKS} tasks × 3 system pairs, "
-          f"{VOTES} votes each, {TIE_RATE:.0%} ties, {FLIP_RATE:.0%} flipped)", flush=True)  # fmt: skip
+    print(f"DPO check: {model.name} on {device}, lr {hp['learning_rate']:g}, β {hp['beta']}; {len(comparisons)} "
+          f"comparisons ({TASKS} tasks × 3 system pairs, {VOTES} votes each, {TIE_RATE:.0%} ties, "
+          f"{FLIP_RATE:.0%} flipped)", flush=True)  # fmt: skip
     started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - started
