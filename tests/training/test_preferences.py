@@ -13,6 +13,7 @@ from tests import factories
 from tests.factories_preferences import MARKER, marker_preference_study
 from training.models import Algorithm
 from training.pipeline import OUTLINE_SYSTEM
+from training.preference_sources import training_run_preference_pairs
 from training.preferences import (
     CandidateText,
     ComparisonVotes,
@@ -23,7 +24,7 @@ from training.preferences import (
     task_bootstrap_accuracy,
 )
 from training.prompts import questions_prompt
-from training.runs import training_run_create, training_run_preference_pairs
+from training.runs import training_run_create
 
 
 def _votes(choices: list[str], kind: str = "questions") -> ComparisonVotes:
