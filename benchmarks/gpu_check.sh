@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# GRPO on a lent GPU: platform code path vs bare TRL, step time and peak memory. Installs nothing from the
-# network: torch/transformers/trl/peft/accelerate/datasets must be present, or carried as wheels in .whl/.
-# Usage (repository root): bash benchmarks/gpu_check.sh     Env: GPU_CHECK_STEPS (12), GPU_CHECK_VLLM (0|1)
+# On a lent GPU: (1) GRPO, platform code path vs bare TRL, step time and peak memory; (2) DPO on a synthetic
+# noisy-preference study (benchmarks/dpo_check.py): held-out preference accuracy base vs trained, steps/s, memory.
+# Installs nothing from the network: torch/transformers/trl/peft/accelerate/datasets must be present, or carried
+# as wheels in .whl/.
+# Usage (repository root): bash benchmarks/gpu_check.sh
+# Env: GPU_CHECK_STEPS (12), GPU_CHECK_VLLM (0|1), GPU_CHECK_TIMEOUT (540 s, GRPO), DPO_CHECK_STEPS (100),
+#      DPO_CHECK_TIMEOUT (300 s), GPU_CHECK_ONLY (grpo|dpo: run one part)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
@@ -21,5 +25,19 @@ if [ -n "$missing" ]; then
     echo "missing Python packages: $missing (carry wheels in .whl/)" >&2; exit 2
   fi
 fi
-"$PY" -c "import torch; print('cuda available:', torch.cuda.is_available())"
-timeout "${GPU_CHECK_TIMEOUT:-540}" "$PY" benchmarks/gpu_grpo_check.py
+cuda=$("$PY" -c "import torch; print(int(torch.cuda.is_available()))")
+echo "cuda available: $cuda"
+status=0
+if [ "${GPU_CHECK_ONLY:-grpo}" != dpo ]; then
+  echo "== GRPO: platform vs bare TRL"
+  timeout "${GPU_CHECK_TIMEOUT:-540}" "$PY" benchmarks/gpu_grpo_check.py || status=$?
+fi
+if [ "${GPU_CHECK_ONLY:-dpo}" != grpo ]; then
+  echo "== DPO: held-out preference accuracy and speed"
+  if [ "$cuda" = 1 ]; then
+    timeout "${DPO_CHECK_TIMEOUT:-300}" "$PY" benchmarks/dpo_check.py --gpu --steps "${DPO_CHECK_STEPS:-100}" || status=$?
+  else
+    timeout "${DPO_CHECK_TIMEOUT:-300}" "$PY" benchmarks/dpo_check.py --steps "${DPO_CHECK_STEPS:-20}" || status=$?
+  fi
+fi
+exit "$status"

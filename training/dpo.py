@@ -12,12 +12,10 @@ held-out tasks. This module imports nothing from Django at import time.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
 import math
-import os
 import re
 import sys
 from dataclasses import asdict, dataclass, field
@@ -25,7 +23,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .grpo import EXIT_BAD_SPEC, FINAL_DIR, FINAL_INFO, STOPPED_FILE, last_complete_checkpoint, peft_config, save_final
+from .grpo import FINAL_INFO, child_main, device_kwargs, peft_config, save_final, train_resumable
 from .preferences import ranked, task_bootstrap_accuracy
 
 logger = logging.getLogger("training.dpo")
@@ -211,17 +209,9 @@ def dpo_config_kwargs(spec: DPOSpec, *, device: str, bf16_supported: bool = Fals
         "disable_tqdm": True,
         "eval_strategy": "no",  # the held-out pairs are scored by `heldout_evaluation`, per pair, before and after
     }
-    if device == "cpu":
-        kwargs.update(use_cpu=True, bf16=False)
-    else:
-        dtype = hp["dtype"]
-        use_bf16 = dtype == "bfloat16" or (dtype == "auto" and bf16_supported)
-        kwargs.update(bf16=use_bf16, fp16=dtype == "float16")
-        if dtype != "float32":
-            kwargs["model_init_kwargs"] = {"dtype": "bfloat16" if use_bf16 else "float16"}
-        if spec.deepspeed_config:
-            kwargs["deepspeed"] = spec.deepspeed_config
-    return kwargs
+    return kwargs | device_kwargs(
+        hp["dtype"], device=device, bf16_supported=bf16_supported, deepspeed=spec.deepspeed_config
+    )
 
 
 def build_trainer(spec: DPOSpec, callbacks: list | None = None):
@@ -326,9 +316,9 @@ def run(spec: DPOSpec) -> int:
     hp = merged_dpo_hyperparameters(spec.hyperparameters)
     callback = RunProgressCallback(sink_for(spec))
     trainer = build_trainer(spec, callbacks=[callback])
-    main = trainer.accelerator.is_main_process
+    is_main = trainer.accelerator.is_main_process
     Path(spec.output_dir).mkdir(parents=True, exist_ok=True)
-    if main and spec.run_id is not None and spec.pair_summary:
+    if is_main and spec.run_id is not None and spec.pair_summary:
         from .runs import training_run_record_preference_eval
 
         training_run_record_preference_eval(
@@ -337,28 +327,16 @@ def run(spec: DPOSpec) -> int:
     # Before train(): a resumed run loads its checkpoint only inside train(), so this is the base model.
     base = sequence_logps(trainer, hp["eval_batch_size"])
     eval_args = {"beta": hp["beta"], "n_boot": hp["bootstrap_rounds"], "seed": hp["seed"]}
-    if base and main:
+    if base and is_main:
         _report_eval(spec, heldout_accuracies(base, None, **eval_args))
-    checkpoint = last_complete_checkpoint(spec.output_dir) if spec.resume else None
-    if spec.resume:
-        print(
-            f"resuming from {Path(checkpoint).name}" if checkpoint else "no checkpoint found: starting afresh",
-            flush=True,
-        )
-    stopped = Path(spec.output_dir) / STOPPED_FILE
-    stopped.unlink(missing_ok=True)
-    trainer.train(resume_from_checkpoint=checkpoint)
-    if callback.stop_reason is not None:
-        if main and callback.stop_reason == "cancelled":
-            stopped.write_text(callback.stop_reason, encoding="utf-8")
-        print(f"stopped: {callback.stop_reason} at step {trainer.state.global_step}", flush=True)
+    if not train_resumable(trainer, spec, callback):
         return 0
     if base:
         trained = sequence_logps(trainer, hp["eval_batch_size"])
-        if main:
+        if is_main:
             _report_eval(spec, heldout_accuracies(base, trained, **eval_args))
     final = save_final(trainer, spec)
-    if main:
+    if is_main:
         info_path = final / FINAL_INFO
         info = json.loads(info_path.read_text(encoding="utf-8"))
         info.update(algorithm="dpo", max_questions=spec.max_questions)
@@ -368,27 +346,8 @@ def run(spec: DPOSpec) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.dpo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--spec", required=True, help="JSON file written by the supervisor or by hand")
-    parser.add_argument("--run-id", type=int, default=None, help="report to this TrainingRun through Django")
-    args = parser.parse_args(argv)
-    try:
-        spec = DPOSpec.load(args.spec)
-    except (OSError, TypeError, ValueError) as exc:
-        print(f"bad spec {args.spec}: {exc}", file=sys.stderr)
-        return EXIT_BAD_SPEC
-    if args.run_id is not None:
-        spec.run_id = args.run_id
-    if spec.run_id is not None:
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pigplatform.settings")
-        import django
+    return child_main(argv, prog="python -m training.dpo", doc=__doc__, load=DPOSpec.load, run=run)
 
-        django.setup()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run(spec)
-
-
-__all__ = ["FINAL_DIR", "DPOSpec", "main", "run"]
 
 if __name__ == "__main__":
     sys.exit(main())

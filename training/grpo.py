@@ -237,22 +237,28 @@ def grpo_config_kwargs(
         "disable_tqdm": True,  # the callback prints one line per logged step; bars only clutter the run log
         "log_completions": False,
     }
+    kwargs.update(
+        device_kwargs(hp["dtype"], device=device, bf16_supported=bf16_supported, deepspeed=spec.deepspeed_config)
+    )
+    if device != "cpu" and (hp["use_vllm"] is True or (hp["use_vllm"] == "auto" and has_vllm)):
+        kwargs.update(use_vllm=True, vllm_mode=hp["vllm_mode"])
+        if hp["vllm_mode"] == "colocate":
+            kwargs["vllm_gpu_memory_utilization"] = hp["vllm_gpu_memory_utilization"]
+        elif hp["vllm_server_base_url"]:
+            kwargs["vllm_server_base_url"] = hp["vllm_server_base_url"]
+    return kwargs
+
+
+def device_kwargs(dtype: str, *, device: str, bf16_supported: bool, deepspeed: str = "") -> dict[str, Any]:
+    """Trainer arguments for the device and precision (GRPO and DPO): float32 on CPU; bf16 on CUDA by default."""
     if device == "cpu":
-        kwargs.update(use_cpu=True, bf16=False)
-    else:
-        dtype = hp["dtype"]
-        use_bf16 = dtype == "bfloat16" or (dtype == "auto" and bf16_supported)
-        kwargs.update(bf16=use_bf16, fp16=dtype == "float16")
-        if dtype != "float32":
-            kwargs["model_init_kwargs"] = {"dtype": "bfloat16" if use_bf16 else "float16"}
-        if hp["use_vllm"] is True or (hp["use_vllm"] == "auto" and has_vllm):
-            kwargs.update(use_vllm=True, vllm_mode=hp["vllm_mode"])
-            if hp["vllm_mode"] == "colocate":
-                kwargs["vllm_gpu_memory_utilization"] = hp["vllm_gpu_memory_utilization"]
-            elif hp["vllm_server_base_url"]:
-                kwargs["vllm_server_base_url"] = hp["vllm_server_base_url"]
-        if spec.deepspeed_config:
-            kwargs["deepspeed"] = spec.deepspeed_config
+        return {"use_cpu": True, "bf16": False}
+    use_bf16 = dtype == "bfloat16" or (dtype == "auto" and bf16_supported)
+    kwargs: dict[str, Any] = {"bf16": use_bf16, "fp16": dtype == "float16"}
+    if dtype != "float32":
+        kwargs["model_init_kwargs"] = {"dtype": "bfloat16" if use_bf16 else "float16"}
+    if deepspeed:
+        kwargs["deepspeed"] = deepspeed
     return kwargs
 
 
@@ -353,6 +359,16 @@ def run(spec: TrainingSpec) -> int:
     callback = RunProgressCallback(sink, completions_to_keep=keep)
     trainer = build_trainer(spec, callbacks=[callback])
     callback.trainer = trainer
+    if not train_resumable(trainer, spec, callback):
+        return 0
+    final = save_final(trainer, spec)
+    print(f"saved final model to {final}", flush=True)
+    return 0
+
+
+def train_resumable(trainer: Any, spec: Any, callback: Any) -> bool:
+    """Train (from the last complete checkpoint when resuming); False when the run stopped early (cancelled:
+    a STOPPED file says so; superseded: the output directory is left alone). Shared by GRPO and DPO."""
     checkpoint = last_complete_checkpoint(spec.output_dir) if spec.resume else None
     if spec.resume:
         note = f"resuming from {Path(checkpoint).name}" if checkpoint else "no checkpoint found: starting afresh"
@@ -360,23 +376,27 @@ def run(spec: TrainingSpec) -> int:
     stopped = Path(spec.output_dir) / STOPPED_FILE
     stopped.unlink(missing_ok=True)
     trainer.train(resume_from_checkpoint=checkpoint)
-    if callback.stop_reason is not None:
-        if trainer.accelerator.is_main_process and callback.stop_reason == "cancelled":
-            stopped.write_text(callback.stop_reason, encoding="utf-8")
-        print(f"stopped: {callback.stop_reason} at step {trainer.state.global_step}", flush=True)
-        return 0
-    final = save_final(trainer, spec)
-    print(f"saved final model to {final}", flush=True)
-    return 0
+    if callback.stop_reason is None:
+        return True
+    if trainer.accelerator.is_main_process and callback.stop_reason == "cancelled":
+        stopped.write_text(callback.stop_reason, encoding="utf-8")
+    print(f"stopped: {callback.stop_reason} at step {trainer.state.global_step}", flush=True)
+    return False
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.grpo", description=__doc__.split("\n\n")[0])
+    return child_main(argv, prog="python -m training.grpo", doc=__doc__, load=TrainingSpec.load, run=run)
+
+
+def child_main(argv: list[str] | None, *, prog: str, doc: str, load: Any, run: Any) -> int:
+    """The command line of a training child process (`training.grpo`, `training.dpo`): read the spec, set up
+    Django when it reports to a run, train."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0])
     parser.add_argument("--spec", required=True, help="JSON file written by the supervisor or by hand")
     parser.add_argument("--run-id", type=int, default=None, help="report to this TrainingRun through Django")
     args = parser.parse_args(argv)
     try:
-        spec = TrainingSpec.load(args.spec)
+        spec = load(args.spec)
     except (OSError, TypeError, ValueError) as exc:
         print(f"bad spec {args.spec}: {exc}", file=sys.stderr)
         return EXIT_BAD_SPEC

@@ -1,4 +1,5 @@
-"""Reads the human judgments behind preference pairs: for the `trl` export and for DPO training runs.
+"""Reads the human judgments behind preference pairs: for the `trl` export and for DPO training runs (their
+pairs, their problems before any model loads, and the spec their training process reads).
 
 Comparisons are read in id order, a block at a time with their judgments, so memory stays bounded however
 large the study; `training.preferences.comparison_pairs` turns each into pairs."""
@@ -7,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from annotation.models import Comparison, Judgment, Study, StudyKind
 from annotation.selectors_stats import flagged_annotator_ids
 
+from .dpo import DPOSpec, chat_template_problems, dpo_hyperparameter_problems, merged_dpo_hyperparameters
 from .preferences import (
     CandidateText,
     ComparisonVotes,
@@ -20,6 +23,7 @@ from .preferences import (
     heldout_task_keys,
     merged_preference_config,
     pairs_from_trl_file,
+    preference_config_problems,
     split_of,
 )
 
@@ -153,3 +157,71 @@ def preference_pairs_from_file(*, path: str, config: dict[str, Any]) -> PairSet:
     result.report.pairs = result.report.comparisons = len(rows)
     result.report.per_source[path] = len(rows)
     return result
+
+
+# ---------------------------------------------------------------- a DPO run's pairs, problems and spec
+
+
+def training_run_preference_pairs(run: Any) -> PairSet:
+    """A DPO run's pairs from its one preference source: studies or a `trl` export file."""
+    studies = list(run.preference_studies.order_by("slug")) if run.pk else []
+    if bool(studies) == bool(run.preferences_file):
+        return PairSet(problems=["choose exactly one preference source: one or more studies, or a trl export file"])
+    config_problems = preference_config_problems(run.preference_config)
+    if config_problems:
+        return PairSet(problems=config_problems)
+    if run.preferences_file:
+        return preference_pairs_from_file(path=run.preferences_file, config=run.preference_config)
+    return preference_pairs_for_studies(studies=studies, config=run.preference_config)
+
+
+def _pair_problems(pairs: PairSet, share: float) -> list[str]:
+    if pairs.problems:
+        return pairs.problems
+    if not pairs.train and not pairs.heldout:
+        return [f"no preference pairs after filtering ({pairs.report})"]
+    problems = []
+    if not pairs.train:
+        problems.append("no training pairs: every pair fell in the held-out tasks")
+    if share > 0 and not pairs.heldout:
+        problems.append("no held-out pairs: too few tasks for the held-out share (or set heldout_share to 0)")
+    return problems
+
+
+def dpo_run_problems(run: Any, *, model_path: Path | None) -> list[str]:
+    """Everything that would make a DPO run fail, found without loading a model: its hyperparameters and
+    preference options, its pairs, and whether the base model's chat template renders their prompt (the
+    tokenizer is loaded, not the model). The task source and reward configuration are not used by DPO."""
+    problems = dpo_hyperparameter_problems(run.hyperparameters)
+    config_problems = preference_config_problems(run.preference_config)
+    if config_problems:
+        return problems + config_problems
+    pairs = training_run_preference_pairs(run)
+    pair_problems = _pair_problems(pairs, merged_preference_config(run.preference_config)["heldout_share"])
+    problems += pair_problems
+    if model_path is not None and not pair_problems and pairs.train:
+        problems += chat_template_problems(str(model_path), pairs.train[0]["prompt"])
+    return problems
+
+
+def dpo_run_spec(run: Any, *, model_path: Path | None, output_dir: str, resume: bool) -> DPOSpec:
+    """The spec the training process reads; the pairs are built again now, from the judgments as they are."""
+    pairs = training_run_preference_pairs(run)
+    config = merged_preference_config(run.preference_config)
+    problems = _pair_problems(pairs, config["heldout_share"])
+    if problems or model_path is None:
+        raise ValueError("; ".join(problems) or "the base model path does not exist")
+    return DPOSpec(
+        model_path=str(model_path),
+        train=pairs.train,
+        heldout=pairs.heldout,
+        pair_summary=pairs.summary(),
+        output_dir=output_dir,
+        hyperparameters=merged_dpo_hyperparameters(run.hyperparameters),
+        device=run.device,
+        resume=resume,
+        run_id=run.pk,
+        attempt=run.attempt,
+        deepspeed_config=run.deepspeed_config,
+        max_questions=config["max_questions"],
+    )

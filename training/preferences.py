@@ -306,26 +306,24 @@ def pairs_from_trl_file(path: Path | str) -> tuple[list[dict[str, Any]], list[st
     """Rows {prompt (messages), chosen, rejected, task_key, split?} of a `trl` export in conversational form,
     and the problems found, line by line. A text-prompt export is refused: DPO must train on the chat prompt
     the model is later asked with (export with `--prompt chat`)."""
+    from annotation.jsonl import parse_jsonl  # pure, like this module: the platform's one JSON Lines reader
+
     path = Path(path)
     if not path.is_file():
         return [], [f"preferences file {path} does not exist"]
-    rows, problems = [], []
-    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(f"preferences file line {number}: bad JSON ({exc.msg})")
-            continue
+    records, errors = parse_jsonl(path.read_bytes().splitlines())
+    found = [(e.line, e.message) for e in errors]
+    rows = []
+    for number, record in records:
         row, problem = _trl_row(record)
         if problem:
-            problems.append(f"preferences file line {number}: {problem}")
+            found.append((number, problem))
         else:
             rows.append(row)
+    problems = [f"preferences file line {n}: {message}" for n, message in sorted(found)[:20]]
     if not rows and not problems:
         problems.append(f"preferences file {path} holds no pairs")
-    return rows, problems[:20]
+    return rows, problems
 
 
 def _messages_ok(value: Any) -> bool:
@@ -347,8 +345,6 @@ def _response(value: Any) -> str | None:
 
 
 def _trl_row(record: Any) -> tuple[dict[str, Any], str]:
-    if not isinstance(record, dict):
-        return {}, "each line must be a JSON object"
     prompt = record.get("prompt")
     if isinstance(prompt, str):
         return {}, "prompt is plain text; DPO needs the chat prompt (export with `--prompt chat`)"

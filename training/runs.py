@@ -24,11 +24,11 @@ from annotation.jsonl import parse_jsonl, require_text, require_text_list
 from annotation.models import Task
 from pigplatform.queueing import enqueue_on_commit
 
-from .dpo import DPOSpec, chat_template_problems, dpo_hyperparameter_problems, merged_dpo_hyperparameters
+from .dpo import DPOSpec, merged_dpo_hyperparameters
 from .grpo import FINAL_DIR, FINAL_INFO, TrainingSpec, hyperparameter_problems, merged_hyperparameters
 from .models import Algorithm, Backend, Device, JobStatus, System, TrainingMetric, TrainingRun
-from .preference_sources import PairSet, preference_pairs_for_studies, preference_pairs_from_file
-from .preferences import merged_preference_config, preference_config_problems
+from .preference_sources import dpo_run_problems, dpo_run_spec
+from .preferences import merged_preference_config
 from .rewards import reward_config_problems
 
 State = Literal["continue", "cancelled", "superseded"]
@@ -117,35 +117,18 @@ def training_run_can_cancel(run: TrainingRun) -> bool:
     )
 
 
-def training_run_preference_pairs(run: TrainingRun) -> PairSet:
-    """A DPO run's pairs from its one preference source: studies or a `trl` export file."""
-    studies = list(run.preference_studies.order_by("slug")) if run.pk else []
-    if bool(studies) == bool(run.preferences_file):
-        return PairSet(problems=["choose exactly one preference source: one or more studies, or a trl export file"])
-    config_problems = preference_config_problems(run.preference_config)
-    if config_problems:
-        return PairSet(problems=config_problems)
-    if run.preferences_file:
-        return preference_pairs_from_file(path=run.preferences_file, config=run.preference_config)
-    return preference_pairs_for_studies(studies=studies, config=run.preference_config)
-
-
-def _dpo_pair_problems(pairs: PairSet, share: float) -> list[str]:
-    if pairs.problems:
-        return pairs.problems
-    if not pairs.train and not pairs.heldout:
-        return [f"no preference pairs after filtering ({pairs.report})"]
-    problems = []
-    if not pairs.train:
-        problems.append("no training pairs: every pair fell in the held-out tasks")
-    if share > 0 and not pairs.heldout:
-        problems.append("no held-out pairs: too few tasks for the held-out share (or set heldout_share to 0)")
-    return problems
+def _output_dir(run: TrainingRun) -> str:
+    return run.output_dir or str(Path(settings.PIG["RUNS_DIR"]) / run.name)
 
 
 def training_run_spec(run: TrainingRun, *, resume: bool = False) -> TrainingSpec | DPOSpec:
     if run.algorithm == Algorithm.DPO:
-        return _dpo_spec(run, resume=resume)
+        try:
+            return dpo_run_spec(
+                run, model_path=training_run_model_path(run), output_dir=_output_dir(run), resume=resume
+            )
+        except ValueError as exc:
+            raise TrainingRunError(str(exc)) from exc
     tasks, problems = training_run_tasks(run)
     model_path = training_run_model_path(run)
     if problems or model_path is None:
@@ -153,7 +136,7 @@ def training_run_spec(run: TrainingRun, *, resume: bool = False) -> TrainingSpec
     return TrainingSpec(
         model_path=str(model_path),
         tasks=tasks,
-        output_dir=run.output_dir or str(Path(settings.PIG["RUNS_DIR"]) / run.name),
+        output_dir=_output_dir(run),
         hyperparameters=dict(run.hyperparameters or {}),
         reward_config=dict(run.reward_config or {}),
         device=run.device,
@@ -161,28 +144,6 @@ def training_run_spec(run: TrainingRun, *, resume: bool = False) -> TrainingSpec
         run_id=run.pk,
         attempt=run.attempt,
         deepspeed_config=run.deepspeed_config,
-    )
-
-
-def _dpo_spec(run: TrainingRun, *, resume: bool) -> DPOSpec:
-    pairs = training_run_preference_pairs(run)
-    model_path = training_run_model_path(run)
-    problems = _dpo_pair_problems(pairs, merged_preference_config(run.preference_config)["heldout_share"])
-    if problems or model_path is None:
-        raise TrainingRunError("; ".join(problems) or "the base model path does not exist")
-    return DPOSpec(
-        model_path=str(model_path),
-        train=pairs.train,
-        heldout=pairs.heldout,
-        pair_summary=pairs.summary(),
-        output_dir=run.output_dir or str(Path(settings.PIG["RUNS_DIR"]) / run.name),
-        hyperparameters=merged_dpo_hyperparameters(run.hyperparameters),
-        device=run.device,
-        resume=resume,
-        run_id=run.pk,
-        attempt=run.attempt,
-        deepspeed_config=run.deepspeed_config,
-        max_questions=merged_preference_config(run.preference_config)["max_questions"],
     )
 
 
@@ -294,25 +255,10 @@ def training_run_problems(run: TrainingRun) -> list[str]:
     if run.deepspeed_config and not Path(run.deepspeed_config).is_file():
         problems.append(f"DeepSpeed config {run.deepspeed_config} does not exist")
     if run.algorithm == Algorithm.DPO:
-        return problems + _dpo_problems(run)
+        return problems + dpo_run_problems(run, model_path=training_run_model_path(run))
     problems += hyperparameter_problems(run.hyperparameters, num_processes=run.num_processes)
     problems += reward_config_problems(run.reward_config)
     problems += training_run_tasks(run)[1]
-    return problems
-
-
-def _dpo_problems(run: TrainingRun) -> list[str]:
-    """DPO takes its prompts from the preference pairs: the task source and reward configuration are not used."""
-    problems = dpo_hyperparameter_problems(run.hyperparameters)
-    config_problems = preference_config_problems(run.preference_config)
-    if config_problems:
-        return problems + config_problems
-    pairs = training_run_preference_pairs(run)
-    pair_problems = _dpo_pair_problems(pairs, merged_preference_config(run.preference_config)["heldout_share"])
-    problems += pair_problems
-    model_path = training_run_model_path(run)
-    if model_path is not None and not pair_problems and pairs.train:
-        problems += chat_template_problems(str(model_path), pairs.train[0]["prompt"])
     return problems
 
 

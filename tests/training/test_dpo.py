@@ -208,3 +208,45 @@ def test_train_command_runs_lora_dpo_from_a_trl_export_and_prints_held_out_accur
     system = run.systems.get()
     assert system.generation_params["adapter"] is True
     assert isinstance(_generates(system), str)
+
+
+@pytest.mark.django_db
+def test_a_researcher_adds_a_dpo_run_in_admin_with_its_defaults(client, researcher, annotators, tiny_model_dir):
+    study = marker_preference_study(annotators=annotators, tasks=10)
+    client.force_login(researcher)
+    assert "Add DPO run" in client.get(reverse("admin:training_trainingrun_changelist")).content.decode()
+    form = client.get(reverse("admin:training_trainingrun_add") + "?algorithm=dpo").context["adminform"].form
+    assert form.initial["algorithm"] == Algorithm.DPO
+    assert form.initial["hyperparameters"]["loss_type"] == "sigmoid"
+    assert form.initial["preference_config"]["aggregation"] == "majority"
+    data = {
+        "name": "rita-dpo",
+        "base_model_path": str(tiny_model_dir),
+        "algorithm": "dpo",
+        "preference_studies": str(study.pk),
+        "preference_config": json.dumps(form.initial["preference_config"]),
+        "hyperparameters": json.dumps(FAST_DPO),
+        "reward_config": "{}",
+        "device": "cpu",
+        "num_processes": "1",
+    }
+    response = client.post(reverse("admin:training_trainingrun_add"), data)
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    run = TrainingRun.objects.get(name="rita-dpo")
+    assert list(run.preference_studies.all()) == [study]
+    assert run.max_steps == FAST_DPO["max_steps"]
+
+
+@pytest.mark.django_db
+def test_the_example_dpo_config_names_a_study_and_options_the_command_accepts(annotators):
+    import tomllib
+
+    from training.management.commands.train import run_from_config
+
+    marker_preference_study(annotators=annotators, tasks=3, slug="demo-questions")
+    config = tomllib.loads((Path(__file__).parents[2] / "training/configs/dpo-example.toml").read_text())
+    run = run_from_config(config)
+    assert run.algorithm == Algorithm.DPO
+    assert [s.slug for s in run.preference_studies.all()] == ["demo-questions"]
+    assert run.preference_config["min_votes"] == 2
+    assert run.hyperparameters["lora"] is True

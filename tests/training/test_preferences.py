@@ -13,6 +13,7 @@ from tests import factories
 from tests.factories_preferences import MARKER, marker_preference_study
 from training.models import Algorithm
 from training.pipeline import OUTLINE_SYSTEM
+from training.preference_sources import training_run_preference_pairs
 from training.preferences import (
     CandidateText,
     ComparisonVotes,
@@ -23,7 +24,7 @@ from training.preferences import (
     task_bootstrap_accuracy,
 )
 from training.prompts import questions_prompt
-from training.runs import training_run_create, training_run_preference_pairs
+from training.runs import training_run_create
 
 
 def _votes(choices: list[str], kind: str = "questions") -> ComparisonVotes:
@@ -141,6 +142,7 @@ def test_a_trl_file_is_read_line_by_line_and_a_text_prompt_is_refused(tmp_path):
     rows, problems = pairs_from_trl_file(path)
     assert len(rows) == 1
     assert problems[0].startswith("preferences file line 2: bad JSON")
+    assert len(problems) == 3
     assert "line 3: prompt is plain text" in problems[1]
     assert "line 4: chosen and rejected must not be empty" in problems[2]
 
