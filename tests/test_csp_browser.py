@@ -104,7 +104,8 @@ def test_results_training_and_admin_pages_work_under_the_policy(browser, live_se
     page, console = _page(browser, live_server, researcher.username)
 
     _visit(page, console, f"{live_server.url}/results/{study.slug}/")
-    assert page.locator("svg.chart").count() == 2
+    # Stacked bars, Bradley–Terry forest, and the anytime-valid intervals and evidence paths.
+    assert page.locator("svg.chart").count() == 4
     # The training-run page, with its script polling the progress box (every 3 s) at least once.
     with page.expect_response(lambda r: f"/training/runs/{training_run.pk}/progress" in r.url, timeout=10000):
         _visit(page, console, f"{live_server.url}/admin/training/trainingrun/{training_run.pk}/change/")
