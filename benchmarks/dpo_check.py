@@ -158,11 +158,18 @@ def main() -> int:
           f"comparisons ({TASKS} tasks × 3 system pairs, {VOTES} votes each, {TIE_RATE:.0%} ties, "
           f"{FLIP_RATE:.0%} flipped)", flush=True)  # fmt: skip
     started = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    # The child's progress lines (held-out scoring, every step) are shown as they come; the rest is kept for errors.
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    tail: list[str] = []
+    for line in proc.stdout:
+        tail = [*tail[-200:], line]
+        if line.startswith(("step ", "held-out", "resuming")):
+            print("  " + line.rstrip(), flush=True)
+    returncode = proc.wait()
     wall = time.perf_counter() - started
-    if proc.returncode != 0 or not (out / EVAL_FILE).is_file():
-        print(proc.stdout[-4000:], proc.stderr[-4000:], sep="\n")
-        print(f"DPO run failed (exit {proc.returncode})")
+    if returncode != 0 or not (out / EVAL_FILE).is_file():
+        print("".join(tail[-60:]))
+        print(f"DPO run failed (exit {returncode})")
         return 1
     evaluation = json.loads((out / EVAL_FILE).read_text())
     metrics = [json.loads(line)["values"] for line in (out / "metrics.jsonl").read_text().splitlines()]
