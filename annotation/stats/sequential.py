@@ -67,6 +67,12 @@ def predictable_bets(x: np.ndarray, alpha: float) -> np.ndarray:
     return np.sqrt(2 * np.log(1 / alpha) / (t * np.log1p(t) * previous))
 
 
+def _bets(x: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Bets of K⁺ (at level αθ) and K⁻ (α(1−θ)): one computation when θ = ½ makes them equal."""
+    plus = predictable_bets(x, alpha * THETA)
+    return plus, plus if THETA == 0.5 else predictable_bets(x, alpha * (1 - THETA))
+
+
 def _log_factors(x: np.ndarray, bets: np.ndarray, m: np.ndarray, sign: int) -> np.ndarray:
     """log of each factor of K⁺ (sign +1) or K⁻ (sign −1) at the per-stream candidate mean m."""
     m = np.asarray(m, dtype=float)[..., None]
@@ -103,8 +109,7 @@ def confidence_sequence(x: np.ndarray, alpha: float = ALPHA) -> tuple[np.ndarray
 
     x: (n,) or (streams, n). Returns (low, high) with the leading shape of x."""
     x = np.asarray(x, dtype=float)
-    bets_plus = predictable_bets(x, alpha * THETA)
-    bets_minus = predictable_bets(x, alpha * (1 - THETA))
+    bets_plus, bets_minus = _bets(x, alpha)
     low = _bisect(x, bets_plus, np.log(1 / alpha) - np.log(THETA), +1)
     high = _bisect(x, bets_minus, np.log(1 / alpha) - np.log(1 - THETA), -1)
     return low, high
@@ -124,8 +129,9 @@ def ever_excludes(x: np.ndarray, m: float | np.ndarray, alpha: float = ALPHA) ->
 def _paths_at_half(x: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
     """log K⁺ₜ(½) and log K⁻ₜ(½) at every time t, with the bets of the (1−α) sequence."""
     half = np.full(x.shape[:-1], 0.5)
-    plus = np.cumsum(_log_factors(x, predictable_bets(x, alpha * THETA), half, +1), axis=-1)
-    minus = np.cumsum(_log_factors(x, predictable_bets(x, alpha * (1 - THETA)), half, -1), axis=-1)
+    bets_plus, bets_minus = _bets(x, alpha)
+    plus = np.cumsum(_log_factors(x, bets_plus, half, +1), axis=-1)
+    minus = np.cumsum(_log_factors(x, bets_minus, half, -1), axis=-1)
     return plus, minus
 
 
