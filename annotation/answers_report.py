@@ -136,7 +136,9 @@ def study_answer_rows(*, study: Study, real_usernames: bool = False) -> Iterator
     for t in study_transcripts(study=study, exclude_flagged=False).iterator(chunk_size=500):
         score = transcript_score(t, matcher)
         facts = [str(f) for f in t.candidate.task.hidden_facts or []]
-        stored = list(t.candidate.answers or [])
+        # The candidate's own simulated answers, unless it was re-imported with other questions since.
+        same = list(t.candidate.questions or []) == list(t.questions)
+        stored = list(t.candidate.answers or []) if same else []
         per_q = list(t.question_seconds or [])
         for i, (question, answer) in enumerate(zip(t.questions, human_answers_of(t), strict=True)):
             yield {
