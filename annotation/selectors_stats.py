@@ -222,6 +222,14 @@ def study_goal_summary(*, study: Study) -> dict[str, Any] | None:
     if study.budget is not None:
         room = max(0, study.budget - spent)
         left = room if left is None and not study.goal else (min(left, room) if left is not None else None)
+    # Open pairs whose comparisons all reached the overlap can never be served again: the goal would
+    # never be met by waiting. The researcher has to add tasks or raise the overlap.
+    with_room = set(
+        Comparison.objects.filter(
+            pair__in=[p.pk for p in still_open], is_gold=False, slots_taken__lt=study.overlap
+        ).values_list("pair_id", flat=True)
+    )
+    starved = [f"{p.system_a.name} vs {p.system_b.name}" for p in still_open if p.pk not in with_room]
     goal = StudyGoal(study.goal).label if study.goal else "none (budget only)"
     if study.goal == StudyGoal.HALF_WIDTH:
         goal += f" (±{100 * (study.goal_half_width or 0):.1f} points)"
@@ -236,5 +244,6 @@ def study_goal_summary(*, study: Study) -> dict[str, Any] | None:
         "left_partial": None in estimates,
         "left_known": known,
         "closed_reason": study.get_closed_reason_display() if study.closed_reason else "",
+        "starved": starved,
         "refreshed_at": max((p.refreshed_at for p in pairs if p.refreshed_at), default=None),
     }

@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annotation.stats.goal import PairState, pair_order, shrink_weight
+from annotation.stats.goal import DECIDE_ALL, PairState, judgments_left, pair_order, shrink_weight
 from annotation.stats.proportions import holm, items_needed, sign_test
 from annotation.stats.sequential import confidence_sequence, first_decision
 
@@ -47,6 +47,7 @@ REFRESH_EVERY = 20
 DRIFT_SHARE = 0.05
 PILOT = 20
 MAX_PER_PAIR = 20_000  # stream length per pair; a pair not decided by then counts as never decided
+ESTIMATE_AT = (400, 1200)  # judgments after which the "judgments left" estimate is compared with what it took
 
 
 def draw(rng: np.random.Generator, p_a: float, shape: tuple[int, ...]) -> np.ndarray:
@@ -82,27 +83,39 @@ def decisions(streams: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray
     return first_decision(streams, alpha)
 
 
-def adaptive(pairs, streams, first, seed: int) -> int | None:  # type: ignore[no-untyped-def]
+def adaptive(pairs, streams, first, seed: int) -> tuple[int | None, dict[int, tuple[int, int]]]:  # type: ignore[no-untyped-def]
+    """(judgments until every pair is decided, {ESTIMATE_AT point: (estimated, actual) judgments left})."""
     rng = random.Random(seed)
     m = len(pairs)
     served = [0] * m
     decided = [False] * m
     weights = [1.0] * m
     total = 0
+    estimates: dict[int, tuple[int, int]] = {}  # point -> (total then, estimate then)
     while True:
         for _ in range(REFRESH_EVERY):
             order = pair_order([not d for d in decided], weights, DRIFT_SHARE, rng)
             served[order[0]] += 1
             total += 1
+        left: list[int | None] = []
         for j in range(m):  # the refresh: what the worker computes from the judgments so far
             decided[j] = 0 < first[j] <= served[j]
             if not decided[j]:
-                low, high = confidence_sequence(streams[j, : served[j]], ALPHA / m)
-                weights[j] = shrink_weight(PairState(*pairs[j], served[j], 0, 0, 0, float(low), float(high), None))
+                seen = streams[j, : served[j]]
+                low, high = confidence_sequence(seen, ALPHA / m)
+                wins, ties = int((seen == 1.0).sum()), int((seen == 0.5).sum())
+                state = PairState(
+                    *pairs[j], served[j], wins, served[j] - wins - ties, ties, float(low), float(high), None
+                )
+                weights[j] = shrink_weight(state)
+                left.append(judgments_left(state, DECIDE_ALL))
+        for point in ESTIMATE_AT:
+            if point not in estimates and total >= point and left and None not in left:
+                estimates[point] = (total, sum(left))  # type: ignore[arg-type]
         if all(decided):
-            return total
+            return total, {point: (guess, total - then) for point, (then, guess) in estimates.items()}
         if max(served) >= MAX_PER_PAIR:
-            return None
+            return None, {}
 
 
 def uniform(first: np.ndarray) -> int | None:
@@ -149,12 +162,17 @@ def main() -> None:
     undecided = {"adaptive": 0, "uniform": 0}
     fixed_all = 0
     paired: list[float] = []
+    estimates: dict[int, list[float]] = {}
     for s in range(args.studies):
         pairs, p_a, streams = study_streams(rng)
         first, side = decisions(streams, ALPHA / len(pairs))
         truth = np.sign(p_a - 0.5)
         made_error = bool(np.any((side != 0) & (side != truth)))
-        totals = {"adaptive": adaptive(pairs, streams, first, seed=s), "uniform": uniform(first)}
+        adaptive_total, guesses = adaptive(pairs, streams, first, seed=s)
+        for point, (guess, actual) in guesses.items():
+            if actual > 0:
+                estimates.setdefault(point, []).append(guess / actual)
+        totals = {"adaptive": adaptive_total, "uniform": uniform(first)}
         for name, total in totals.items():
             if total is None:
                 undecided[name] += 1
@@ -195,6 +213,12 @@ def main() -> None:
         f"   adaptive uses {100 * (1 - adaptive_mean / uniform_mean):.1f}% fewer judgments than uniform "
         f"(mean of totals; median per-study saving {100 * (1 - np.median(paired)):.1f}%); target ≥ 40%"
     )
+    for point, ratios in sorted(estimates.items()):
+        ratio = np.array(ratios)
+        print(
+            f"   'judgments left' estimate after {point} judgments / what it took: median {np.median(ratio):.2f}, "
+            f"within a factor 2 in {100 * np.mean((ratio > 0.5) & (ratio < 2)):.0f}% of {len(ratio)} studies still open"
+        )
     print(f"   ({time.perf_counter() - started:.0f} s)")
 
 

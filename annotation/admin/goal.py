@@ -46,7 +46,10 @@ class StudyGoalAdmin(_Base):  # type: ignore[misc, valid-type]
             return "–"
         spent = f"{summary['spent']}" + (f"/{summary['budget']}" if summary["budget"] is not None else "")
         left = "?" if summary["left"] is None else f"≈{summary['left']}"
-        return f"{summary['goal']}: {summary['decided']}/{summary['pairs']} decided · {spent} judgments · {left} left"
+        line = f"{summary['goal']}: {summary['decided']}/{summary['pairs']} decided · {spent} judgments · {left} left"
+        if summary["starved"]:
+            line += f" · no comparisons left for {len(summary['starved'])} open pair(s)"
+        return line
 
     @admin.action(description="Refresh pair states (confidence sequences, decisions) now")
     def refresh_pair_states(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:

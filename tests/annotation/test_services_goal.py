@@ -340,3 +340,28 @@ def test_setting_a_goal_in_admin_refreshes_the_pairs_at_once(client, researcher)
     assert response.status_code == 302, response.context["adminform"].form.errors
     decided = pair(study, "alpha", "beta")
     assert (decided.decided, decided.open) == ("a", False)
+
+
+def test_an_open_pair_without_comparisons_left_is_pointed_out(client, researcher):
+    people = annotators(3)
+    study = goal_study(tasks=4, people=people, goal=StudyGoal.DECIDE_ALL)
+    judge_pair(study, "alpha", "beta", people, "tie")  # 12 ties: every comparison at its overlap, still open
+    study_sequential_refresh(study_id=study.pk)
+    client.force_login(researcher)
+    page = client.get(reverse("results:study", args=[study.slug])).content.decode()
+    assert "No comparisons left under the overlap for alpha vs beta" in page
+    assert (
+        "no comparisons left for 1 open pair(s)"
+        in client.get(reverse("admin:annotation_study_changelist")).content.decode()
+    )
+
+
+def test_the_rank_goal_is_met_once_the_adjacent_pairs_are_decided():
+    people = annotators(3)
+    study = goal_study(tasks=8, people=people, goal=StudyGoal.RANK)
+    judge_pair(study, "alpha", "beta", people, "a")
+    judge_pair(study, "beta", "gamma", people, "a")
+    judge_pair(study, "alpha", "gamma", people[:1], "a")  # 8 wins: not yet decided, and not needed
+    study = study_sequential_refresh(study_id=study.pk)
+    assert pair(study, "alpha", "gamma").decided == ""
+    assert (study.status, study.closed_reason) == (StudyStatus.CLOSED, "goal_met")
