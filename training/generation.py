@@ -104,6 +104,14 @@ def system_register(
     return system
 
 
+def tasks_without_candidate(*, system: System, tasks: Iterable[Task]) -> list[Task]:
+    tasks = list(tasks)
+    have = set(
+        Candidate.objects.filter(system=system, task_id__in=[t.pk for t in tasks]).values_list("task_id", flat=True)
+    )
+    return [t for t in tasks if t.pk not in have]
+
+
 def generation_job_start(
     *,
     system: System,
@@ -171,6 +179,23 @@ def generation_job_cancel(*, job: GenerationJob) -> GenerationJob:
     _finish_if_settled(job.pk)
     job.refresh_from_db()
     return job
+
+
+def generation_jobs_abandon(*, reason: str) -> list[int]:
+    """Settle every unfinished job as cancelled, running chunks included. Only for when no worker is left
+    (bin/demo after stopping its workers): a chunk a killed worker was running would otherwise keep its job
+    "running" for ever. A message delivered later finds its chunk settled and does nothing."""
+    ids = list(
+        GenerationJob.objects.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).values_list("pk", flat=True)
+    )
+    for job_id in ids:
+        with transaction.atomic():
+            GenerationJob.objects.filter(pk=job_id).update(cancel_requested=True, error=reason)
+            GenerationChunk.objects.filter(job_id=job_id, status__in=[ChunkStatus.QUEUED, ChunkStatus.RUNNING]).update(
+                status=ChunkStatus.CANCELLED, stage=""
+            )
+        _finish_if_settled(job_id)
+    return ids
 
 
 class ChunkAlreadySettled(Exception):
