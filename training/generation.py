@@ -40,6 +40,8 @@ from .simulator import LLMSimulator, MatcherSimulator, UserSimulator
 SIMULATORS = ("embedding", "lexical", "llm")
 DEFAULT_CHUNK_SIZE = 16
 MIN_CHUNK, MAX_CHUNK = 8, 32
+# Shown on the job page while a worker loads the system's model for its first chunk.
+STAGE_LOADING = "loading model…"
 
 
 def system_backend(system: System) -> Backend:
@@ -303,9 +305,6 @@ def generation_chunk_run(*, chunk: GenerationChunk) -> None:
     except ChunkAlreadySettled:
         return
     _finish_if_settled(job.pk)
-
-
-STAGE_LOADING = "loading model…"
 
 
 def _chunk_report(chunk_id: int, *, stage: str, progress: int | None = None) -> None:

@@ -192,3 +192,11 @@ def test_editing_a_run_in_admin_goes_through_the_service(client, researcher, run
     assert response.status_code == 302, response.content.decode()[:2000]
     run.refresh_from_db()
     assert (run.max_steps, run.device) == (7, "cpu")  # max_steps derived by training_run_update
+
+
+def test_the_worker_counts_the_gpus_torch_sees():
+    import torch
+
+    from training.worker_info import count_gpus
+
+    assert count_gpus() == (torch.cuda.device_count() if torch.cuda.is_available() else 0)
