@@ -238,8 +238,9 @@ def _tasks_by_key(keys: list[str]) -> dict[str, Task]:
 
 
 def _locked_candidates(system: System, task_ids: list[int]) -> dict[int, Candidate]:
-    # FOR UPDATE (not NO KEY): building a comparison on one of these candidates takes KEY SHARE on it,
-    # so no new comparison can pair a candidate while the import decides whether it may change it.
+    # FOR UPDATE: a second import of the same system waits here, so each decides on the rows as the other
+    # left them. (A comparison built on one of them meanwhile takes KEY SHARE at its commit, Django's
+    # foreign keys being deferred, and so waits for this import too.)
     found: dict[int, Candidate] = {}
     for start in range(0, len(task_ids), IMPORT_BATCH):
         batch = Candidate.objects.select_for_update().filter(
@@ -251,7 +252,8 @@ def _locked_candidates(system: System, task_ids: list[int]) -> dict[int, Candida
 
 def _judged_task_ids(system: System, task_ids: list[int]) -> set[int]:
     """Tasks whose candidate from `system` has a judgment. The comparisons involved are locked FOR UPDATE
-    first: a judgment insert takes KEY SHARE on its comparison, so none can land between this check
+    first: `judgment_submit` updates its comparison's counters in the transaction that stores the
+    judgment, so a submit in flight is waited for (and then seen), and none can land between this check
     and the import's commit."""
     judged: set[int] = set()
     involving = Comparison.objects.filter(Q(candidate_a__system=system) | Q(candidate_b__system=system))
@@ -322,8 +324,9 @@ def tasks_mask(*, tasks: Iterable[Task], seed: int = 0, fraction: float = 0.5) -
 
     task_ids = sorted({t.pk for t in tasks})
     with transaction.atomic():
-        # FOR UPDATE on the tasks: storing a candidate takes KEY SHARE on its task, so a generation chunk
-        # can't add one between this check and the rewrite (it waits, or it committed and is seen here).
+        # FOR UPDATE on the tasks: a generation chunk locks its tasks (FOR NO KEY UPDATE) in the transaction
+        # that stores its candidates, so it either committed first and is seen here, or it waits and then
+        # finds the task rewritten and stores nothing (training.generation.generation_chunk_run).
         locked = list(Task.objects.select_for_update().filter(pk__in=task_ids).order_by("pk"))
         with_candidates = sorted(
             Task.objects.filter(pk__in=task_ids, candidates__isnull=False).values_list("key", flat=True).distinct()

@@ -40,6 +40,8 @@ from .simulator import LLMSimulator, MatcherSimulator, UserSimulator
 SIMULATORS = ("embedding", "lexical", "llm")
 DEFAULT_CHUNK_SIZE = 16
 MIN_CHUNK, MAX_CHUNK = 8, 32
+# Shown on the job page while a worker loads the system's model for its first chunk.
+STAGE_LOADING = "loading model…"
 
 
 def system_backend(system: System) -> Backend:
@@ -102,6 +104,14 @@ def system_register(
     system.full_clean()
     system.save()
     return system
+
+
+def tasks_without_candidate(*, system: System, tasks: Iterable[Task]) -> list[Task]:
+    tasks = list(tasks)
+    have = set(
+        Candidate.objects.filter(system=system, task_id__in=[t.pk for t in tasks]).values_list("task_id", flat=True)
+    )
+    return [t for t in tasks if t.pk not in have]
 
 
 def generation_job_start(
@@ -171,6 +181,23 @@ def generation_job_cancel(*, job: GenerationJob) -> GenerationJob:
     _finish_if_settled(job.pk)
     job.refresh_from_db()
     return job
+
+
+def generation_jobs_abandon(*, reason: str) -> list[int]:
+    """Settle every unfinished job as cancelled, running chunks included. Only for when no worker is left
+    (bin/demo after stopping its workers): a chunk a killed worker was running would otherwise keep its job
+    "running" for ever. A message delivered later finds its chunk settled and does nothing."""
+    ids = list(
+        GenerationJob.objects.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).values_list("pk", flat=True)
+    )
+    for job_id in ids:
+        with transaction.atomic():
+            GenerationJob.objects.filter(pk=job_id).update(cancel_requested=True, error=reason)
+            GenerationChunk.objects.filter(job_id=job_id, status__in=[ChunkStatus.QUEUED, ChunkStatus.RUNNING]).update(
+                status=ChunkStatus.CANCELLED, stage=""
+            )
+        _finish_if_settled(job_id)
+    return ids
 
 
 class ChunkAlreadySettled(Exception):
@@ -280,9 +307,6 @@ def generation_chunk_run(*, chunk: GenerationChunk) -> None:
     except ChunkAlreadySettled:
         return
     _finish_if_settled(job.pk)
-
-
-STAGE_LOADING = "loading model…"
 
 
 def _chunk_report(chunk_id: int, *, stage: str, progress: int | None = None) -> None:

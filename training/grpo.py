@@ -21,6 +21,8 @@ import logging
 import math
 import os
 import sys
+import threading
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -351,9 +353,35 @@ def last_complete_checkpoint(output_dir: str | Path) -> str | None:
     return None
 
 
+EXIT_SUPERVISOR_GONE = 3
+WATCHDOG_SECONDS = 1.0
+
+
+def watch_supervisor(pid: int | None, *, every: float = WATCHDOG_SECONDS) -> threading.Thread | None:
+    """Exit this process as soon as its supervisor is gone (the worker was killed, or bin/demo stopped it).
+
+    The progress callback notices too, but only when a step ends, and a step can take minutes on a CPU: an
+    orphaned run would keep the machine busy and its output folder open for that long."""
+    from .callbacks import _process_alive
+
+    if not pid:
+        return None
+
+    def watch() -> None:
+        while _process_alive(pid):
+            time.sleep(every)
+        print(f"supervisor {pid} is gone: stopping at once", file=sys.stderr, flush=True)
+        os._exit(EXIT_SUPERVISOR_GONE)
+
+    thread = threading.Thread(target=watch, name="supervisor-watchdog", daemon=True)
+    thread.start()
+    return thread
+
+
 def run(spec: TrainingSpec) -> int:
     from .callbacks import RunProgressCallback, sink_for
 
+    watch_supervisor(spec.supervisor_pid)
     sink = sink_for(spec)
     keep = merged_hyperparameters(spec.hyperparameters)["completions_to_keep"]
     callback = RunProgressCallback(sink, completions_to_keep=keep)

@@ -25,7 +25,14 @@ from annotation.models import Task
 from pigplatform.queueing import enqueue_on_commit
 
 from .dpo import DPOSpec, merged_dpo_hyperparameters
-from .grpo import FINAL_DIR, FINAL_INFO, TrainingSpec, hyperparameter_problems, merged_hyperparameters
+from .grpo import (
+    FINAL_DIR,
+    FINAL_INFO,
+    TrainingSpec,
+    checkpoint_is_complete,
+    hyperparameter_problems,
+    merged_hyperparameters,
+)
 from .models import Algorithm, Backend, Device, JobStatus, System, TrainingMetric, TrainingRun
 from .preference_sources import dpo_run_problems, dpo_run_spec
 from .preferences import merged_preference_config
@@ -106,9 +113,21 @@ def training_run_can_start(run: TrainingRun) -> bool:
     )
 
 
+def training_run_has_checkpoint(run: TrainingRun) -> bool:
+    """A complete `checkpoint-N` exists in the run's output folder (read-only: nothing is renamed here)."""
+    if not run.output_dir:
+        return False
+    root = Path(run.output_dir)
+    return root.is_dir() and any(
+        p.is_dir() and p.name.split("-")[-1].isdigit() and checkpoint_is_complete(p) for p in root.glob("checkpoint-*")
+    )
+
+
 def training_run_can_resume(run: TrainingRun) -> bool:
+    # Offered only with a checkpoint to continue from: without one "resume" would silently start afresh.
     launched = run.started_at is not None
-    return launched and (run.status in (JobStatus.FAILED, JobStatus.CANCELLED) or training_run_is_dead(run))
+    stopped = run.status in (JobStatus.FAILED, JobStatus.CANCELLED) or training_run_is_dead(run)
+    return launched and stopped and training_run_has_checkpoint(run)
 
 
 def training_run_can_cancel(run: TrainingRun) -> bool:
@@ -346,12 +365,38 @@ def training_run_cancel(*, run: TrainingRun) -> TrainingRun:
     return run
 
 
+def training_runs_stop_all(*, reason: str) -> list[str]:
+    """Cancel every queued or running run at once (the machine is shutting down: bin/demo's Ctrl-C).
+
+    Unlike Cancel, this does not wait for the current step: the attempt is bumped, so the supervisor finds
+    itself superseded at its next beat (seconds) and kills the training process group, and the training
+    process, fenced off, can no longer write. Returns the names of the runs stopped."""
+    stopped = []
+    for run in TrainingRun.objects.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).order_by("pk"):
+        claimed = TrainingRun.objects.filter(pk=run.pk, attempt=run.attempt, status=run.status).update(
+            status=JobStatus.CANCELLED,
+            cancel_requested=True,
+            attempt=F("attempt") + 1,
+            error=reason,
+            finished_at=timezone.now(),
+        )
+        if claimed:
+            stopped.append(run.name)
+    return stopped
+
+
 @transaction.atomic
 def training_run_resume(*, run: TrainingRun) -> TrainingRun:
     """Re-enqueue a failed, cancelled or dead run; it continues from its last checkpoint and step count."""
     run.refresh_from_db()
-    if not training_run_can_resume(run):
+    launched = run.started_at is not None
+    if not (launched and (run.status in (JobStatus.FAILED, JobStatus.CANCELLED) or training_run_is_dead(run))):
         raise TrainingRunError(f"run {run.name} is {run.status}: only failed, cancelled or dead runs can be resumed")
+    if not training_run_has_checkpoint(run):
+        raise TrainingRunError(
+            f"run {run.name} has no checkpoint to resume from (it stopped before its first save): "
+            "create a new run with the same configuration instead"
+        )
     problems = training_run_problems(run)
     if problems:
         raise TrainingRunError("Configuration refused: " + "; ".join(problems))

@@ -14,7 +14,7 @@ from training.generation import (
     generation_job_run_inline,
     generation_job_start,
 )
-from training.models import AutoEvalResult, Backend, ChunkStatus, JobStatus
+from training.models import AutoEvalResult, Backend, ChunkStatus, GenerationJob, JobStatus
 
 from .chat_server import ChatServer, scripted_reply
 
@@ -197,3 +197,26 @@ def test_admin_lists_jobs_and_the_task_action_leads_to_the_generation_form(clien
     form = client.get(response["Location"])
     assert form.status_code == 200
     assert b"2 tasks selected" in form.content
+
+
+def test_the_command_starts_no_job_when_every_task_has_its_candidate(capsys):
+    system = SystemFactory(name="chatty", backend=Backend.OPENAI, endpoint="http://127.0.0.1:9/v1", model_path="m")
+    for task in tasks(3):
+        task.split = "test"
+        task.save()
+        CandidateFactory(task=task, system=system)
+    call_command("generate_candidates", "--system", "chatty", "--split", "test")
+    assert "All 3 tasks already have candidates from chatty: nothing to generate." in capsys.readouterr().out
+    assert not GenerationJob.objects.exists()
+
+
+def test_abandoning_settles_unfinished_jobs_as_cancelled_and_a_late_message_does_nothing():
+    from training.generation import generation_chunk_claim, generation_jobs_abandon
+
+    job = generation_job_start(system=SystemFactory(backend=Backend.TRANSFORMERS), tasks=tasks(3))
+    chunk = generation_chunk_claim(chunk_id=job.chunks.get().pk)  # a worker was running it when it was killed
+    assert generation_jobs_abandon(reason="stopped with bin/demo") == [job.pk]
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED
+    assert job.chunks.get().status == ChunkStatus.CANCELLED
+    assert generation_chunk_claim(chunk_id=chunk.pk) is None

@@ -181,6 +181,7 @@ def test_a_dead_run_is_detected_by_its_old_heartbeat_and_resumed_with_a_new_atte
     TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
     run.refresh_from_db()
     assert training_run_is_dead(run)
+    _checkpoint(run, 4)
     with django_capture_on_commit_callbacks() as callbacks:
         resumed = training_run_resume(run=run)
     assert resumed.status == JobStatus.QUEUED
@@ -246,3 +247,79 @@ def test_success_without_a_saved_model_is_recorded_as_a_failure(model_dir, djang
     run.refresh_from_db()
     assert run.status == JobStatus.FAILED
     assert "could not be registered: no finished model" in run.error
+
+
+def _checkpoint(run: TrainingRun, step: int, *, complete: bool = True) -> Path:
+    path = Path(run.output_dir) / f"checkpoint-{step}"
+    path.mkdir(parents=True)
+    (path / "adapter_model.safetensors").write_bytes(b"weights")
+    if complete:  # the Trainer writes trainer_state.json last
+        (path / "trainer_state.json").write_text("{}")
+    return path
+
+
+def test_resume_is_offered_only_when_a_complete_checkpoint_exists(model_dir, django_capture_on_commit_callbacks):
+    from training.runs import training_run_can_resume
+
+    run = _run(model_dir)
+    with django_capture_on_commit_callbacks():
+        training_run_start(run=run)
+    training_run_claim(run_id=run.pk, attempt=1)
+    training_run_finish(run_id=run.pk, attempt=1, status=JobStatus.FAILED, error="out of memory")
+    run.refresh_from_db()
+    assert not training_run_can_resume(run)
+    with pytest.raises(TrainingRunError, match="no checkpoint to resume from"):
+        training_run_resume(run=run)
+    half_written = _checkpoint(run, 2, complete=False)
+    assert not training_run_can_resume(run)
+    assert half_written.is_dir()  # the check only reads
+    _checkpoint(run, 1)
+    assert training_run_can_resume(run)
+    with django_capture_on_commit_callbacks():
+        assert training_run_resume(run=run).status == JobStatus.QUEUED
+
+
+def test_stopping_all_runs_cancels_them_at_once_and_fences_off_their_processes(
+    model_dir, django_capture_on_commit_callbacks
+):
+    from training.runs import training_runs_stop_all
+
+    running, queued, done = _run(model_dir, "r1"), _run(model_dir, "r2"), _run(model_dir, "r3")
+    with django_capture_on_commit_callbacks():
+        for run in (running, queued, done):
+            training_run_start(run=run)
+    training_run_claim(run_id=running.pk, attempt=1)
+    training_run_claim(run_id=done.pk, attempt=1)
+    training_run_finish(run_id=done.pk, attempt=1, status=JobStatus.FAILED, error="boom")
+    assert training_runs_stop_all(reason="stopped with bin/demo") == ["r1", "r2"]
+    for run in (running, queued):
+        run.refresh_from_db()
+        assert (run.status, run.attempt, run.error) == (JobStatus.CANCELLED, 2, "stopped with bin/demo")
+    # The supervisor and the training process of attempt 1 are told to stop and can no longer write.
+    assert training_run_beat(run_id=running.pk, attempt=1, step=3) == "superseded"
+    assert not training_run_finish(run_id=running.pk, attempt=1, status=JobStatus.SUCCEEDED)
+    done.refresh_from_db()
+    assert (done.status, done.error) == (JobStatus.FAILED, "boom")
+
+
+def test_the_training_process_exits_as_soon_as_its_supervisor_is_gone(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from django.conf import settings
+
+    supervisor = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    child = subprocess.Popen(
+        [sys.executable, "-c",
+         f"import time; from training.grpo import watch_supervisor; watch_supervisor({supervisor.pid}, every=0.1); "
+         "print('watching', flush=True); time.sleep(120)"],
+        cwd=settings.BASE_DIR, env={"PYTHONPATH": str(settings.BASE_DIR), "PATH": "/usr/bin:/bin"},
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert child.stdout.readline().strip() == "watching"
+    supervisor.kill()  # the worker dies (SIGKILL, bin/demo's second Ctrl-C)
+    supervisor.wait()
+    started = time.monotonic()
+    assert child.wait(timeout=30) == 3
+    assert time.monotonic() - started < 5

@@ -80,7 +80,7 @@ def test_the_run_page_shows_the_curve_and_escaped_completions(
     html = client.get(reverse("admin:training_trainingrun_change", args=[run.pk])).content.decode()
     assert "<svg" in html
     assert "<polyline" in html
-    assert ">Cancel</button>" in html
+    assert ">Cancel (stops after the current step)</button>" in html
     assert "<script>alert" not in html
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;What?" in html
     assert 'data-live="1"' in html
@@ -142,3 +142,78 @@ def test_the_legend_lists_each_series_on_its_own_row_below_the_plot():
     assert min(b - a for a, b in itertools.pairwise(ys)) >= 12  # a row per name, 11 px text
     assert ys[0] > 220 - 34  # below the plot and its axis
     assert 'height="265"' in svg  # the panel grows to hold them
+
+
+def test_without_a_gpu_worker_the_add_form_is_cpu_sized_and_says_how_long_a_step_took(client, researcher, run):
+    from datetime import timedelta
+
+    from django.core.cache import cache
+    from django.utils import timezone
+
+    cache.delete("pig:training-worker")
+    started = timezone.now() - timedelta(minutes=10)
+    for step in (1, 2, 3):
+        metric = TrainingMetric.objects.create(run=run, step=step, values={"reward": 0.1})
+        TrainingMetric.objects.filter(pk=metric.pk).update(created_at=started + timedelta(seconds=80 * step))
+    client.force_login(researcher)
+    html = client.get(reverse("admin:training_trainingrun_add")).content.decode()
+    assert "No training worker has reported a GPU yet" in html
+    assert "&quot;max_steps&quot;: 6" in html
+    assert "&quot;lora&quot;: true" in html
+    assert '<option value="cpu" selected>' in html
+    assert "Last time a step took about 80 s (run rita-run" in html
+
+
+def test_a_gpu_worker_gets_the_full_size_defaults(client, researcher):
+    from training.worker_info import training_worker_report
+
+    training_worker_report(gpus=8, hostname="gpu-node-1")
+    client.force_login(researcher)
+    html = client.get(reverse("admin:training_trainingrun_add")).content.decode()
+    assert "gpu-node-1 has 8 GPU(s)" in html
+    assert "&quot;max_steps&quot;: 100" in html
+    assert '<option value="cpu" selected>' not in html
+
+
+def test_the_run_page_says_cancel_waits_for_the_step_and_hides_resume_without_a_checkpoint(
+    client, researcher, run, django_capture_on_commit_callbacks
+):
+    from training.models import JobStatus
+    from training.runs import training_run_finish
+
+    run = _running_with_metrics(run, django_capture_on_commit_callbacks)
+    client.force_login(researcher)
+    html = client.get(reverse("admin:training_trainingrun_change", args=[run.pk])).content.decode()
+    assert "Cancel (stops after the current step)</button>" in html
+    assert "Cancel stops the run when its current step ends" in html
+    training_run_finish(run_id=run.pk, attempt=run.attempt, status=JobStatus.FAILED, error="killed")
+    html = client.get(reverse("admin:training_trainingrun_change", args=[run.pk])).content.decode()
+    assert ">Resume</button>" not in html
+    assert "cannot be resumed: create a new run" in html
+
+
+def test_editing_a_run_in_admin_goes_through_the_service(client, researcher, run):
+    client.force_login(researcher)
+    url = reverse("admin:training_trainingrun_change", args=[run.pk])
+    form = {
+        "name": run.name,
+        "base_model_path": run.base_model_path,
+        "task_split": "train",
+        "algorithm": "grpo",
+        "reward_config": "{}",
+        "hyperparameters": '{"max_steps": 7, "num_generations": 2, "per_device_train_batch_size": 2}',
+        "device": "cpu",
+        "num_processes": "1",
+    }
+    response = client.post(url, form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    run.refresh_from_db()
+    assert (run.max_steps, run.device) == (7, "cpu")  # max_steps derived by training_run_update
+
+
+def test_the_worker_counts_the_gpus_torch_sees():
+    import torch
+
+    from training.worker_info import count_gpus
+
+    assert count_gpus() == (torch.cuda.device_count() if torch.cuda.is_available() else 0)

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from training.generation import generation_job_cancel, generation_job_progress, generation_job_reenqueue
-from training.models import AutoEvalResult, GenerationChunk, GenerationJob
+from training.models import AutoEvalJob, AutoEvalResult, GenerationChunk, GenerationJob
 
 
 @admin.register(GenerationJob)
@@ -99,3 +99,27 @@ class GenerationChunkAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # chunks are made by generation_job_start
+
+
+@admin.register(AutoEvalJob)
+class AutoEvalJobAdmin(admin.ModelAdmin):
+    list_display = ("id", "status", "done", "total", "split", "matcher", "baseline", "created_at", "finished_at")
+    list_filter = ("status",)
+    list_select_related = ("baseline",)
+    readonly_fields = (
+        "systems",
+        "baseline",
+        "split",
+        "matcher",
+        "status",
+        "total",
+        "done",
+        "error",
+        "created_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # evaluations start from /generation/auto-eval/ or `manage.py auto_eval`

@@ -26,6 +26,7 @@ from training.runs import (
     training_run_start,
     training_run_update,
 )
+from training.selectors import training_form_defaults, training_step_seconds
 from training.views_runs import run_progress_context, run_status_label
 
 STATE_FIELDS = (
@@ -45,7 +46,8 @@ STATE_FIELDS = (
 )
 OPERATIONS = {
     "start": ("Start", training_run_start, training_run_can_start),
-    "cancel": ("Cancel", training_run_cancel, training_run_can_cancel),
+    # A step cannot be interrupted cleanly: the run stops (and saves a checkpoint) when its step ends.
+    "cancel": ("Cancel (stops after the current step)", training_run_cancel, training_run_can_cancel),
     "resume": ("Resume", training_run_resume, training_run_can_resume),
     "reenqueue": ("Re-enqueue", training_run_reenqueue, training_run_can_reenqueue),
 }
@@ -80,14 +82,21 @@ class TrainingRunAdmin(admin.ModelAdmin):
                 "hyperparameters": {k: hp[k] for k in keys},
                 "preference_config": dict(DEFAULT_PREFERENCE_CONFIG),
             }
-        hp = merged_hyperparameters({})
+        overrides, _ = training_form_defaults()
+        hp = merged_hyperparameters(overrides.get("hyperparameters"))
         keys = ("learning_rate", "max_steps", "num_generations", "per_device_train_batch_size")
         keys += ("max_completion_length", "beta", "temperature", "seed", "save_steps", "lora", "lora_r", "lora_alpha")
         return {
             "hyperparameters": {k: hp[k] for k in keys},
             "reward_config": {"simulator": "lexical", "terms": {"elicitation": 1.0}},
             "task_split": "train",
+            **({"device": overrides["device"]} if "device" in overrides else {}),
         }
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None):  # type: ignore[no-untyped-def]
+        overrides, why = training_form_defaults()
+        notes = [why, _step_time_note(overrides.get("device"))]
+        return super().add_view(request, form_url, {**(extra_context or {}), "run_notes": notes})
 
     @admin.display(description="status")
     def state(self, run: TrainingRun) -> str:
@@ -120,6 +129,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
         extra_context = dict(extra_context or {})
         if run is not None:
             extra_context.update(run_progress_context(run))
+            extra_context["run_notes"] = _run_notes(run)
             extra_context["run_buttons"] = [
                 {"label": label, "url": reverse("admin:training_run_operate", args=[run.pk, op])}
                 for op, (label, _, allowed) in OPERATIONS.items()
@@ -172,3 +182,34 @@ class TrainingRunAdmin(admin.ModelAdmin):
     def resume_runs(self, request: HttpRequest, queryset) -> None:
         for run in queryset:
             self._apply(request, run, "resume")
+
+
+def _step_time_note(device: str | None) -> str:
+    last = training_step_seconds(device=device) or training_step_seconds()
+    if last is None:
+        return "No run has logged two steps yet, so there is no step time to go by."
+    return (
+        f"Last time a step took about {_duration(last.seconds)} (run {last.run_name}, {last.device}, "
+        f"median of {last.steps} step{'s' if last.steps != 1 else ''})."
+    )
+
+
+def _run_notes(run: TrainingRun) -> list[str]:
+    notes = []
+    if training_run_can_cancel(run):
+        notes.append("Cancel stops the run when its current step ends (it saves a checkpoint first), not at once.")
+    last = training_step_seconds()
+    if last is not None and run.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+        notes.append(_step_time_note(run.device))
+    stopped = run.started_at is not None and run.status in (JobStatus.FAILED, JobStatus.CANCELLED)
+    if stopped and not training_run_can_resume(run):
+        notes.append("No checkpoint was saved before the run stopped, so it cannot be resumed: create a new run.")
+    return notes
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"

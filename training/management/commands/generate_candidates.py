@@ -8,7 +8,13 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.models import Study, Task
-from training.generation import SIMULATORS, generation_job_progress, generation_job_run_inline, generation_job_start
+from training.generation import (
+    SIMULATORS,
+    generation_job_progress,
+    generation_job_run_inline,
+    generation_job_start,
+    tasks_without_candidate,
+)
 from training.models import GenerationJob, JobStatus, System
 
 
@@ -60,10 +66,18 @@ class Command(BaseCommand):
         system = System.objects.filter(name=options["system"]).first()
         if system is None:
             raise CommandError(f"unknown system '{options['system']}'")
+        tasks = self._tasks(options)
+        missing = tasks_without_candidate(system=system, tasks=tasks)
+        if tasks and not missing:
+            # Nothing to do (e.g. bin/demo restarted): no job, rather than one that only skips.
+            self.stdout.write(
+                f"All {len(tasks)} tasks already have candidates from {system.name}: nothing to generate."
+            )
+            return
         try:
             job = generation_job_start(
                 system=system,
-                tasks=self._tasks(options),
+                tasks=tasks,
                 simulator=options["simulator"],
                 chunk_size=options["chunk_size"],
             )
