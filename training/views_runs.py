@@ -14,7 +14,7 @@ from django.utils.html import escape
 from django.views.decorators.http import require_GET
 
 from .models import TrainingRun
-from .runs import training_run_curve, training_run_is_dead
+from .runs import training_run_curve, training_run_is_dead, training_run_reward_spec, training_run_spec_differences
 
 PANELS = (
     ("Reward (mean over the generation batch)", ("reward", "rewards/elicitation_reward/mean", "rewards/coverage/mean")),
@@ -107,7 +107,16 @@ def run_progress_context(run: TrainingRun) -> dict:
         "curve_svg": run_curve_svg(run),
         "completions": run.last_completions or [],
         "live": run.status in ("queued", "running"),
+        "reward_spec_label": _spec_label(run),
+        "spec_differences": training_run_spec_differences(run),
     }
+
+
+def _spec_label(run: TrainingRun) -> str:
+    try:
+        return training_run_reward_spec(run).label()
+    except (TypeError, ValueError) as exc:
+        return f"invalid reward configuration: {exc}"
 
 
 @staff_member_required
