@@ -3,13 +3,15 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from training.benchmarks.elicitation import DATA_PATH, FAMILIES, load_tasks
+from training.benchmarks.elicitation import DATA_PATH, FAMILIES, BenchTask, load_tasks
 
 
 def test_the_shipped_file_loads_with_every_family_on_every_task():
@@ -146,3 +148,75 @@ def test_the_unchanged_copy_loads(tmp_path: Path):
     path = tmp_path / "tasks.jsonl"
     path.write_text(DATA_PATH.read_text(encoding="utf-8"), encoding="utf-8")
     assert [t.key for t in load_tasks(path=path)] == [t.key for t in load_tasks()]
+
+
+def test_the_benchmark_is_big_and_balanced_enough():
+    tasks = load_tasks()
+    assert len(tasks) >= 16
+    by_domain: dict[str, set[str]] = {}
+    for task in tasks:
+        by_domain.setdefault(task.domain, set()).add(task.split)
+    assert len(by_domain) >= 8
+    assert all(splits == {"dev", "test"} for splits in by_domain.values())  # every domain in both splits
+
+
+def test_the_split_rule_holds():
+    # Fixed before any tuning: <domain>-01 is dev, <domain>-02 is test. Changing it invalidates reported figures.
+    for task in load_tasks():
+        assert task.split == {"01": "dev", "02": "test"}[task.key.rsplit("-", 1)[1]], task.key
+
+
+def test_no_demo_domain_is_reused():
+    demo = Path(__file__).resolve().parents[2] / "annotation" / "fixtures" / "demo" / "tasks.jsonl"
+    demo_domains = {json.loads(line)["domain"] for line in demo.read_text(encoding="utf-8").splitlines() if line}
+    assert demo_domains
+    assert demo_domains.isdisjoint({t.domain for t in load_tasks()})
+
+
+def _coverage(task: BenchTask, family: str) -> float:
+    return len({i for q in task.question_sets[family] for i in q.asks}) / len(task.facts)
+
+
+def test_families_have_their_documented_shape():
+    for task in load_tasks():
+        sets, n = task.question_sets, len(task.facts)
+        assert len(sets["GOOD"]) == n, task.key
+        assert all(len(q.asks) == 1 for q in sets["GOOD"] + sets["PARTIAL"] + sets["DUPLICATE"]), task.key
+        assert 0.3 <= _coverage(task, "PARTIAL") <= 0.7, task.key
+        assert 3 <= len(sets["REDUNDANT"]) <= 4, task.key
+        assert all(q.given for q in sets["REDUNDANT"]), task.key
+        assert len(sets["DUPLICATE"]) == 4, task.key
+        assert 12 <= len(sets["SHOTGUN"]) <= 15, task.key
+        assert any(q.asks for q in sets["SHOTGUN"]), task.key
+        assert any(not q.asks for q in sets["SHOTGUN"]), task.key
+        assert 4 <= len(sets["TEMPLATE"]) <= 5, task.key
+        assert 1 <= len(sets["COMPOUND"]) <= 2, task.key
+        assert all(len(q.asks) >= 2 for q in sets["COMPOUND"]), task.key
+        assert len(sets["GIBBERISH"]) == 3, task.key
+
+
+def test_a_perfect_matcher_would_order_the_families_as_intended():
+    # With the labels themselves as the matcher, coverage must already order the families; otherwise an
+    # ordering violation in the audit could be the data's fault rather than the matcher's.
+    for task in load_tasks():
+        good, partial = _coverage(task, "GOOD"), _coverage(task, "PARTIAL")
+        assert good == 1.0, task.key
+        assert partial < good, task.key
+        for weaker in ("REDUNDANT", "DUPLICATE", "TEMPLATE", "GIBBERISH", "EMPTY"):
+            assert _coverage(task, weaker) < partial, (task.key, weaker)
+        for bounded in ("SHOTGUN", "COMPOUND", "ECHO"):
+            assert _coverage(task, bounded) <= good, (task.key, bounded)
+
+
+def test_outlines_cover_all_none_and_about_half():
+    for task in load_tasks():
+        shares = [len(o.conveys) / len(task.facts) for o in task.outlines]
+        assert 1.0 in shares, task.key
+        assert 0.0 in shares, task.key
+        assert any(0.3 <= s <= 0.7 for s in shares), task.key
+
+
+def test_the_loader_is_pure():
+    code = "import sys, training.benchmarks.elicitation as b; b.load_tasks(); print('django' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
