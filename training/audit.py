@@ -189,11 +189,13 @@ def audit_split(split: str | None, spec: RewardSpec, simulator: UserSimulator | 
 
 # Grids searched on DEV. Small on purpose: a few interpretable knobs, not a fit to the labels.
 TUNING_GRID: dict[str, dict[str, Sequence[Any]]] = {
+    # The embedding scorer's logistic weights come from benchmarks/tune_matcher.py (DEV only); here its
+    # probability threshold and the simulator's rules around it.
     "embedding": {
-        "threshold": (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6),
-        "spread": (NO_LIMIT, 0.05, 0.1, 0.2),
-        "given_margin": (NO_LIMIT, 0.0, 0.05, 0.1),
-        "redundant_threshold": (0.4, 0.5, 0.6),
+        "threshold": (0.2, 0.25, 0.3, 0.35, 0.4, 0.5),
+        "spread": (NO_LIMIT, 0.2, 0.4),
+        "given_margin": (NO_LIMIT,),
+        "redundant_threshold": (0.4, 0.45, 0.5, 0.55, 0.6),
     },
     "lexical": {"threshold": (0.3, 0.4, 0.5, 0.6, 0.75), "redundant_threshold": (0.3, 0.5, 0.75)},
 }

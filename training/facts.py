@@ -224,15 +224,18 @@ def key_words(text: str) -> set[str]:
 DEFAULT_VALUE_RECALL = 0.5
 
 
-def value_conveyed(value: str, text: str, *, known: str = "", min_recall: float = DEFAULT_VALUE_RECALL) -> bool:
+def value_conveyed(
+    value: str, text: str, *, known: str = "", slot: str = "", min_recall: float = DEFAULT_VALUE_RECALL
+) -> bool:
     """Does `text` state this value: every number in it, and enough of its key words?
 
-    Words the request (`known`) already contains are not evidence: an outline that repeats the request's
-    topic conveys nothing new. A value with numbers needs all of them; its words then need `min_recall`."""
+    Words the request (`known`) already contains, or that name the slot ("evaluation" in a value "mixed-methods
+    evaluation" of the slot "evaluation method"), are not evidence: naming the topic conveys no value. A value
+    with numbers needs all of them; its other words then need `min_recall`."""
     wanted_numbers = numbers(value)
     if wanted_numbers and not wanted_numbers <= numbers(text):
         return False
-    wanted = key_words(value) - key_words(known) or key_words(value)
+    wanted = key_words(value) - key_words(known) - key_words(slot) or key_words(value)
     if not wanted:
         return bool(wanted_numbers)
     have = {_stem(w) for w in words(text)}

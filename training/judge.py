@@ -43,8 +43,11 @@ class LLMJudgeMatcher:
     name = "llm"
     threshold = 0.5
 
-    def __init__(self, backend: Backend, *, cache: MutableMapping[str, bool] | None = None) -> None:
+    def __init__(
+        self, backend: Backend, *, cache: MutableMapping[str, bool] | None = None, batch_size: int = 64
+    ) -> None:
         self.backend = backend
+        self.batch_size = batch_size  # prompts per backend call: a local model runs each call as one batch
         self.cache: MutableMapping[str, bool] = cache if cache is not None else {}
         self.calls = 0  # model calls made (cache misses), for cost reports
 
@@ -64,10 +67,12 @@ class LLMJudgeMatcher:
                 todo.setdefault(key, (questions[i], targets[j]))
             else:
                 verdicts[key] = bool(cached)
-        if todo:
-            results = self.backend.generate([judge_prompt(q, t) for q, t in todo.values()], dict(JUDGE_PARAMS))
-            self.calls += len(todo)
-            for key, result in zip(todo, results, strict=True):
+        keys = list(todo)
+        for start in range(0, len(keys), self.batch_size):
+            batch = keys[start : start + self.batch_size]
+            results = self.backend.generate([judge_prompt(*todo[k]) for k in batch], dict(JUDGE_PARAMS))
+            self.calls += len(batch)
+            for key, result in zip(batch, results, strict=True):
                 if result.error:
                     raise RuntimeError(f"the judge model failed: {result.error}")
                 verdicts[key] = parse_verdict(result.text)

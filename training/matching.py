@@ -91,6 +91,17 @@ class LexicalMatcher:
         return match_at_threshold(self.similarities(questions, targets), self.threshold)
 
 
+_CLAUSE = re.compile(
+    r",\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+(?=(?:how|what|when|where|who|which|is|are|do|does|will|can|should)\b)"
+)
+
+
+def question_parts(question: str) -> list[str]:
+    """The question and, for a compound one, its clauses ("How long…, how many…, and who…?")."""
+    parts = [p.strip() for p in _CLAUSE.split(question) if len(p.strip().split()) >= 2]
+    return [question, *parts] if len(parts) > 1 else [question]
+
+
 def split_sentences(text: str) -> list[str]:
     parts = re.split(r"(?<=[.!?;])\s+|\n+", text)
     return [p.strip() for p in parts if len(p.strip()) > 3]

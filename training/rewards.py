@@ -5,7 +5,8 @@ For a question set Q on one task, with the simulator's answers:
     reward = coverage − λ_redundant·redundant_share − λ_duplicate·duplicate_share
              − λ_length·max(0, |Q| − K) + λ_format·well_formed
 
-* coverage: share of hidden facts revealed by the simulator's answers, each fact counted once;
+* coverage: share of hidden facts revealed by the simulator's answers, each fact counted once; a fact whose
+  value the question itself states (an echo: "Is the budget $6,000?") is confirmed, not revealed;
 * redundant: a question the simulator answered from the masked request (it asked what was already said);
 * duplicate: a question that reveals facts, all of which earlier questions already revealed, or that
   repeats an earlier question's wording;
@@ -28,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from .facts import DEFAULT_VALUE_RECALL, Fact, as_facts, facts_of, value_conveyed
+from .facts import Fact, as_facts, facts_of, value_conveyed
 from .matching import LexicalMatcher, Matcher, content_tokens
 from .parsing import parse_questions
 from .simulator import FactLike, LLMSimulator, SimulationItem, SlotSimulator, UserSimulator
@@ -73,7 +74,8 @@ class MatcherDefaults:
 # Tuned on the elicitation benchmark's DEV split only (`manage.py reward_audit --split dev`); see
 # docs/generation.md for the figures on DEV and TEST. Changing one is a new REWARD_SPEC_VERSION.
 MATCHER_DEFAULTS: dict[str, MatcherDefaults] = {
-    "embedding": MatcherDefaults(threshold=0.45, redundant_threshold=0.5, spread=0.1, given_margin=0.05),
+    # embedding: a probability from the slot model (training/slotscore.py); redundant_threshold is a cosine.
+    "embedding": MatcherDefaults(threshold=0.25, redundant_threshold=0.4, spread=NO_LIMIT, given_margin=NO_LIMIT),
     "lexical": MatcherDefaults(threshold=0.5, redundant_threshold=0.5, spread=NO_LIMIT, given_margin=NO_LIMIT),
     "llm": MatcherDefaults(threshold=0.5, redundant_threshold=0.5, spread=NO_LIMIT, given_margin=0.0),
 }
@@ -97,7 +99,7 @@ class RewardSpec:
     simulator: str = "slot"  # slot: the matcher answers; llm: a model plays the user
     catch_all_reveals: bool = False
     judge_system: str = ""  # the System whose model judges (matcher "llm") or plays the user (simulator "llm")
-    value_recall: float = DEFAULT_VALUE_RECALL  # outline coverage: share of a value's key words needed
+    value_recall: float = 0.3  # outline coverage: share of a value's key words needed
     version: str = REWARD_SPEC_VERSION
 
     def __post_init__(self) -> None:
@@ -208,8 +210,13 @@ def build_simulator(
         if judge_backend is None:
             raise ValueError("the llm simulator needs the judge system's backend")
         return LLMSimulator(judge_backend, dict(llm_params or {}), matcher=matcher)
+    scorer: Any = matcher
+    if spec.matcher == "embedding":
+        from .slotscore import EmbeddingSlotScorer
+
+        scorer = EmbeddingSlotScorer(threshold=float(spec.threshold))
     return SlotSimulator(
-        matcher,
+        scorer,
         redundant_threshold=spec.redundant_threshold,
         spread=float(spec.spread),
         given_margin=float(spec.given_margin),
@@ -282,6 +289,12 @@ def score_answers(
     n = len(questions)
     weights = spec.weights
     revealed = [sorted(set(a.revealed)) for a in answers]
+    # A question that already states a hidden value ("Is the budget $6,000?") elicits nothing the asker did not
+    # know: the fact is confirmed, not revealed, and does not count towards coverage.
+    revealed = [
+        [j for j in hits if not value_conveyed(facts[j].value, question, slot=facts[j].slot)]
+        for question, hits in zip(questions, revealed, strict=True)
+    ]
     redundant_flags = [bool(getattr(a, "redundant", False)) for a in answers]
     seen_facts: set[int] = set()
     seen_wording: set[str] = set()
@@ -327,7 +340,7 @@ def outline_covered(outline: str, hidden_facts: Sequence[FactLike], masked_task:
     return [
         j
         for j, fact in enumerate(as_facts(hidden_facts))
-        if value_conveyed(fact.value, outline, known=masked_task, min_recall=spec.value_recall)
+        if value_conveyed(fact.value, outline, known=masked_task, slot=fact.slot, min_recall=spec.value_recall)
     ]
 
 

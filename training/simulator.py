@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from .facts import Fact, as_facts, slot_description, value_conveyed
-from .matching import LexicalMatcher, Matcher, is_catch_all, split_sentences
+from .matching import LexicalMatcher, Matcher, is_catch_all, question_parts, split_sentences
 
 if TYPE_CHECKING:
     from .backends import Backend
@@ -58,24 +58,62 @@ def value_sentence(fact: Fact) -> str:
     return f"The {fact.slot} is {fact.value}."
 
 
-class SlotSimulator:
-    """Answers from slot/value facts with one matcher over slot descriptions and the request's sentences.
+class SlotScorer(Protocol):
+    """Scores how much each question asks for each fact's slot, and for each sentence of the request."""
 
-    A fact is revealed when the question's score for its slot reaches the matcher's threshold, is within
-    `spread` of the question's best fact score (a question about one slot does not drag in its neighbours),
-    and is not beaten by more than `given_margin` by a sentence of the request (then the request answers it)."""
+    threshold: float
+
+    def fact_scores(self, questions: Sequence[str], facts: Sequence[Fact], masked_task: str) -> Any: ...
+
+    def given_scores(self, questions: Sequence[str], sentences: Sequence[str]) -> Any: ...
+
+
+class MatcherScorer:
+    """Any matcher as a scorer: questions against the facts' slot descriptions and the request's sentences."""
+
+    def __init__(self, matcher: Matcher) -> None:
+        self.matcher = matcher
+        self.threshold = matcher.threshold
+
+    def fact_scores(self, questions: Sequence[str], facts: Sequence[Fact], masked_task: str) -> Any:
+        return self.given_scores(questions, [slot_description(f) for f in facts])
+
+    def given_scores(self, questions: Sequence[str], sentences: Sequence[str]) -> Any:
+        if not questions or not sentences:
+            return np.zeros((len(questions), len(sentences)))
+        return np.asarray(self.matcher.similarities(list(questions), list(sentences)), dtype=float)
+
+    def prefetch(self, texts: Sequence[str]) -> None:
+        prefetch = getattr(self.matcher, "prefetch", None)
+        if prefetch is not None:
+            prefetch(texts)
+
+    def texts_for(self, questions: Sequence[str], facts: Sequence[Fact], masked_task: str) -> list[str]:
+        return [*questions, *map(slot_description, facts), *split_sentences(masked_task)]
+
+
+class SlotSimulator:
+    """Answers from slot/value facts with one scorer over the facts' slots and the request's sentences.
+
+    A fact is revealed when the question's score for its slot reaches the scorer's threshold, is within
+    `spread` of the question's best fact score, is not beaten by more than `given_margin` by a sentence of the
+    request (then the request answers it), and is among the question's best facts, one per clause: a question
+    about one slot does not drag in its neighbours, a compound one ("How long, and for whom?") may reveal two.
+    A question that reveals nothing but whose best request sentence scores `redundant_threshold` or more is
+    answered from the request and marked redundant."""
 
     def __init__(
         self,
-        matcher: Matcher | None = None,
+        matcher: Matcher | SlotScorer | None = None,
         *,
         redundant_threshold: float | None = None,
         spread: float = math.inf,
         given_margin: float = math.inf,
         catch_all_reveals: bool = False,
     ) -> None:
-        self.matcher = matcher or LexicalMatcher()
-        self.redundant_threshold = self.matcher.threshold if redundant_threshold is None else redundant_threshold
+        matcher = matcher or LexicalMatcher()
+        self.scorer: SlotScorer = matcher if hasattr(matcher, "fact_scores") else MatcherScorer(matcher)  # type: ignore[assignment]
+        self.redundant_threshold = self.scorer.threshold if redundant_threshold is None else redundant_threshold
         self.spread = spread
         self.given_margin = given_margin
         self.catch_all_reveals = catch_all_reveals
@@ -87,30 +125,22 @@ class SlotSimulator:
 
     def answer_many(self, items: Sequence[SimulationItem]) -> list[list[SimulatedAnswer]]:
         tasks = [(list(i.questions), as_facts(i.hidden_facts), i.masked_task) for i in items]
-        prefetch = getattr(self.matcher, "prefetch", None)
+        prefetch = getattr(self.scorer, "prefetch", None)
         if prefetch is not None:
             # One model pass for the whole batch (a TRL step, an evaluation); the per-task scoring then hits a cache.
-            texts = [
-                t
-                for q, facts, masked in tasks
-                if q
-                for t in (*q, *map(slot_description, facts), *split_sentences(masked))
-            ]
-            prefetch(texts)
+            prefetch([t for q, facts, masked in tasks if q for t in self.scorer.texts_for(q, facts, masked)])  # type: ignore[attr-defined]
         return [self._answer(questions, facts, masked) for questions, facts, masked in tasks]
-
-    def _scores(self, questions: list[str], targets: list[str]) -> Any:
-        if not questions or not targets:
-            return np.zeros((len(questions), len(targets)))
-        return np.asarray(self.matcher.similarities(questions, targets), dtype=float)
 
     def _answer(self, questions: list[str], facts: list[Fact], masked_task: str) -> list[SimulatedAnswer]:
         if not questions:
             return []
         given = split_sentences(masked_task)
-        fact_scores = self._scores(questions, [slot_description(f) for f in facts])
-        given_scores = self._scores(questions, given)
-        threshold = self.matcher.threshold
+        if facts:
+            fact_scores = np.asarray(self.scorer.fact_scores(questions, facts, masked_task), dtype=float)
+        else:
+            fact_scores = np.zeros((len(questions), 0))
+        given_scores = np.asarray(self.scorer.given_scores(questions, given), dtype=float)
+        threshold = self.scorer.threshold
         answers = []
         for i, question in enumerate(questions):
             if not self.catch_all_reveals and is_catch_all(question):
@@ -122,6 +152,9 @@ class SlotSimulator:
             if hits:
                 best = max(row[j] for j in hits)
                 hits = [j for j in hits if row[j] >= best - self.spread and row[j] >= best_given - self.given_margin]
+                # One clause asks for one slot: a question reveals at most one fact per clause, its best ones.
+                clauses = max(1, len(question_parts(question)) - 1)
+                hits = sorted(sorted(hits, key=lambda j: -row[j])[:clauses])
             if hits:
                 answers.append(SimulatedAnswer(" ".join(value_sentence(facts[j]) for j in hits), hits))
             elif given and best_given >= self.redundant_threshold:
@@ -190,7 +223,11 @@ class LLMSimulator:
                 text = result.text.strip() or NOT_SPECIFIED
                 revealed: list[int] = []
                 if not _is_refusal(text):
-                    revealed = [j for j, f in enumerate(facts) if value_conveyed(f.value, text, known=item.masked_task)]
+                    revealed = [
+                        j
+                        for j, f in enumerate(facts)
+                        if value_conveyed(f.value, text, known=item.masked_task, slot=f.slot)
+                    ]
                 redundant = not revealed and bool(given) and bool(self.matcher.match([question], given)[0])
                 per_task.append(SimulatedAnswer(text, revealed, redundant=redundant))
             answers.append(per_task)

@@ -99,6 +99,14 @@ def test_a_catch_all_reveals_nothing_unless_the_spec_says_so():
     assert reward(["Any other requirements?"], revealing, facts).revealed == [[0]]
 
 
+def test_a_question_that_states_the_hidden_value_confirms_it_but_elicits_nothing():
+    echo = reward(["Is the budget capped at $250,000 over two years?"])
+    asked = reward(["What is the budget?"])
+    assert echo.revealed == [[]]
+    assert echo.coverage == 0.0
+    assert asked.coverage == pytest.approx(1 / 4)
+
+
 def test_plain_string_facts_still_work_with_a_derived_slot():
     result = reward(["What is the budget?"], NO_FORMAT, ["The budget is $5,000.", "The deadline is March 3."])
     assert result.revealed == [[0]]

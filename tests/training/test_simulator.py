@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from training.embedding import EmbeddingMatcher
@@ -44,6 +45,35 @@ def test_a_catch_all_reveals_nothing(simulator):
     [answer] = simulator.answer(["Is there anything else I should know?"], FACTS, MASKED)
     assert answer.revealed == []
     assert answer.text == NOT_SPECIFIED
+
+
+def test_a_question_about_what_the_request_says_is_redundant_and_answered_from_it(simulator):
+    [answer] = simulator.answer(["Which cities do you want to visit?"], FACTS, MASKED)
+    assert answer.redundant
+    assert answer.revealed == []
+    assert "Kyoto and Tokyo" in answer.text
+
+
+class FixedScorer:
+    """Every question scores 0.9 for the budget and the deadline: the simulator's rules decide the rest."""
+
+    threshold = 0.5
+
+    def fact_scores(self, questions, facts, masked_task):
+        return np.array([[0.9, 0.8, 0.1, 0.1] for _ in questions])
+
+    def given_scores(self, questions, sentences):
+        return np.zeros((len(questions), len(sentences)))
+
+
+def test_a_one_clause_question_reveals_one_fact_and_a_compound_one_one_per_clause():
+    simulator = SlotSimulator(FixedScorer())
+    single, compound = simulator.answer(
+        ["What budget and deadline do you have?", "How much can you spend, and when is it due?"], FACTS, MASKED
+    )
+    assert single.revealed == [0]  # its best slot only
+    assert compound.revealed == [0, 1]
+    assert compound.text == "The budget is $5,000. The deadline is March 3."
 
 
 def test_the_embedding_matcher_threshold_is_configurable():
