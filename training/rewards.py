@@ -76,7 +76,7 @@ class MatcherDefaults:
 MATCHER_DEFAULTS: dict[str, MatcherDefaults] = {
     # embedding: a probability from the slot model (training/slotscore.py); redundant_threshold is a cosine.
     "embedding": MatcherDefaults(threshold=0.25, redundant_threshold=0.4, spread=NO_LIMIT, given_margin=NO_LIMIT),
-    "lexical": MatcherDefaults(threshold=0.5, redundant_threshold=0.5, spread=NO_LIMIT, given_margin=NO_LIMIT),
+    "lexical": MatcherDefaults(threshold=0.3, redundant_threshold=0.5, spread=NO_LIMIT, given_margin=NO_LIMIT),
     "llm": MatcherDefaults(threshold=0.5, redundant_threshold=0.5, spread=NO_LIMIT, given_margin=0.0),
 }
 
