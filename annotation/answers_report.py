@@ -12,9 +12,9 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, Max
 
+from training.facts import facts_of
 from training.human_answers import HumanAnswer, TranscriptScore, score_transcript
 from training.matching import Matcher
-from training.rewards import RewardWeights
 
 from .answers import study_transcripts
 from .models import AnnotatorFlag, HumanTranscript, Study
@@ -24,9 +24,9 @@ CACHE_SECONDS = 7 * 24 * 3600
 
 
 def fidelity_matcher(name: str | None = None) -> Matcher:
-    from training.generation import make_matcher
+    from training.human_answers import matcher_named
 
-    return make_matcher(name or settings.PIG_FIDELITY_MATCHER)
+    return matcher_named(name or settings.PIG_FIDELITY_MATCHER)
 
 
 def human_answers_of(transcript: HumanTranscript) -> list[HumanAnswer]:
@@ -34,15 +34,14 @@ def human_answers_of(transcript: HumanTranscript) -> list[HumanAnswer]:
 
 
 def transcript_score(transcript: HumanTranscript, matcher: Matcher) -> TranscriptScore:
-    task, system = transcript.candidate.task, transcript.candidate.system
-    k = int((system.generation_params or {}).get("max_questions", RewardWeights.max_questions))
+    task = transcript.candidate.task
+    # One spec for every system (the evaluation spec): never each system's own K.
     return score_transcript(
         questions=list(transcript.questions),
         masked_task=task.masked_task,
-        hidden_facts=[str(f) for f in task.hidden_facts or []],
+        hidden_facts=facts_of([str(f) for f in task.hidden_facts or []], task.fact_slots),
         answers=human_answers_of(transcript),
         matcher=matcher,
-        weights=RewardWeights(max_questions=k),
     )
 
 

@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
+from training.facts import fact_from_raw
 from training.models import Backend, System
 
 from .blinding import compile_patterns, find_self_identification
@@ -87,7 +88,7 @@ def _clean_task(obj: dict[str, Any]) -> dict[str, Any]:
         "domain": require_text(obj, "domain")[:100],
         "full_task": require_text(obj, "full_task"),
         "masked_task": require_text(obj, "masked_task"),
-        "hidden_facts": require_text_list(obj, "hidden_facts"),
+        **_hidden_facts(obj),
         "reference_outline": require_text(obj, "reference_outline", optional=True) or "",
         "split": split,
     }
@@ -141,6 +142,34 @@ def _bulk_upsert(
     report.created += len(to_create)
     report.updated += len(to_update)
     report.unchanged += len(rows) - len(to_create) - len(to_update)
+
+
+def _hidden_facts(obj: dict[str, Any]) -> dict[str, list[Any]]:
+    """`hidden_facts` items are sentences (slot and value derived) or {"text"?, "slot", "value"} objects."""
+    items = obj.get("hidden_facts")
+    if items is None:
+        raise ValueError("missing field 'hidden_facts'")
+    if not isinstance(items, list) or not items:
+        raise ValueError("field 'hidden_facts' must be a non-empty list of strings or {slot, value} objects")
+    facts = []
+    for i, item in enumerate(items, start=1):
+        if isinstance(item, str):
+            if not item.strip():
+                raise ValueError(f"hidden fact {i} is an empty string")
+        elif isinstance(item, dict):
+            unknown = set(item) - {"text", "slot", "value"}
+            if unknown:
+                raise ValueError(f"hidden fact {i} has unknown field(s) {', '.join(sorted(unknown))}")
+            for name in ("slot", "value"):
+                if not isinstance(item.get(name), str) or not item[name].strip():
+                    raise ValueError(f"hidden fact {i} needs a non-empty string '{name}'")
+            if item.get("text") is not None and not isinstance(item["text"], str):
+                raise ValueError(f"hidden fact {i}: 'text' must be a string")
+        else:
+            raise ValueError(f"hidden fact {i} must be a string or a {{slot, value}} object, got {type(item).__name__}")
+        facts.append(fact_from_raw(item))
+    return {"hidden_facts": [f.text for f in facts], "fact_slots": [{"slot": f.slot, "value": f.value} for f in facts]}
+
 
 
 def tasks_import(*, lines: Iterable[bytes]) -> ImportReport:
@@ -336,11 +365,20 @@ def tasks_mask(*, tasks: Iterable[Task], seed: int = 0, fraction: float = 0.5) -
                 f"these tasks already have candidates, so their masking is fixed: {', '.join(with_candidates[:10])}"
             )
         now = timezone.now()
+        failed = []
         for task in locked:
             masked = mask_rule(task.full_task, seed=seed, fraction=fraction, key=task.key)
+            if not masked.passed:  # the masking gate: nothing corrupt is written
+                failed.append(f"{task.key} ({'; '.join(str(p) for p in masked.problems)})")
+                continue
             task.masked_task, task.hidden_facts, task.updated_at = masked.masked_task, masked.hidden_facts, now
+            task.fact_slots = [{"slot": f.slot, "value": f.value} for f in masked.facts]
             task.full_clean(validate_unique=False)  # the key does not change
-        Task.objects.bulk_update(locked, ["masked_task", "hidden_facts", "updated_at"], batch_size=IMPORT_BATCH)
+        if failed:
+            raise ValidationError(f"masking failed its checks, nothing was changed: {', '.join(failed[:5])}")
+        Task.objects.bulk_update(
+            locked, ["masked_task", "hidden_facts", "fact_slots", "updated_at"], batch_size=IMPORT_BATCH
+        )
     return len(locked)
 
 

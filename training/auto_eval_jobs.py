@@ -14,8 +14,9 @@ from django.utils import timezone
 
 from pigplatform.queueing import enqueue_on_commit
 
-from .generation import AutoEvalJobSettled, auto_eval_run
+from .autoeval import AutoEvalJobSettled, auto_eval_run
 from .models import AutoEvalJob, JobStatus, System
+from .rewards import RewardSpec
 
 MATCHERS = ("embedding", "lexical")
 # A progress write at most this often: scoring a candidate can take a millisecond.
@@ -86,7 +87,7 @@ def auto_eval_job_run(*, job_id: int) -> AutoEvalJob | None:
             systems=list(job.systems.order_by("name")),
             split=job.split,
             baseline=job.baseline,
-            matcher=job.matcher,
+            spec=_job_spec(job),
             progress=progress,
             job=job,
         )
@@ -94,6 +95,15 @@ def auto_eval_job_run(*, job_id: int) -> AutoEvalJob | None:
         return None
     job.refresh_from_db()
     return job
+
+
+def _job_spec(job: AutoEvalJob) -> RewardSpec | None:
+    """The job's matcher choice on the evaluation spec; None (the baseline's spec) for the default matcher."""
+    from .rewards import default_spec
+
+    if not job.matcher or job.matcher == default_spec().matcher:
+        return None
+    return default_spec().with_overrides({"matcher": job.matcher})
 
 
 def auto_eval_job_fail(*, job_id: int, error: str) -> None:

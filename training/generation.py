@@ -5,12 +5,13 @@ Writes are services (keyword-only, atomic). A job is split into chunks; each chu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -20,22 +21,16 @@ from annotation.blinding import compile_patterns, find_self_identification
 from annotation.models import Candidate, Task
 from pigplatform.queueing import enqueue_on_commit
 
+from .autoeval import AutoEvalJobSettled, auto_eval_run, bootstrap_mean, paired_difference
 from .backends import Backend, backend_needs_loading, get_backend
-from .matching import LexicalMatcher, Matcher, split_sentences
-from .models import (
-    FINISHED_STATUSES,
-    AutoEvalJob,
-    AutoEvalResult,
-    ChunkStatus,
-    GenerationChunk,
-    GenerationJob,
-    JobStatus,
-    System,
-)
+from .facts import facts_of
+from .models import FINISHED_STATUSES, ChunkStatus, GenerationChunk, GenerationJob, JobStatus, System
 from .models import Backend as BackendChoice
 from .pipeline import TaskInput, run_pipeline
-from .rewards import RewardWeights, elicitation_reward
-from .simulator import LLMSimulator, MatcherSimulator, UserSimulator
+from .rewards import RewardSpec, build_simulator, default_spec
+from .simulator import UserSimulator
+
+__all__ = ["AutoEvalJobSettled", "auto_eval_run", "bootstrap_mean", "paired_difference"]  # in training.autoeval
 
 SIMULATORS = ("embedding", "lexical", "llm")
 DEFAULT_CHUNK_SIZE = 16
@@ -56,28 +51,57 @@ def system_backend(system: System) -> Backend:
     )
 
 
-def make_matcher(name: str, params: dict[str, Any] | None = None) -> Matcher:
-    params = params or {}
-    if name == "embedding":
-        from .embedding import DEFAULT_THRESHOLD, EmbeddingMatcher
+class DjangoCacheMapping(MutableMapping[str, bool]):
+    """The LLM judge's verdict cache on the platform's shared cache (Redis in production): every worker
+    and every evaluation asks the judge model once per (prompt version, model, question, topic)."""
 
-        return EmbeddingMatcher(threshold=float(params.get("similarity_threshold", DEFAULT_THRESHOLD)))
-    if name == "lexical":
-        return LexicalMatcher()
-    raise ValueError(f"unknown matcher '{name}' (choose embedding or lexical)")
+    prefix = "pig:judge:"
+    timeout = 60 * 60 * 24 * 90
+
+    def __getitem__(self, key: str) -> bool:
+        value = cache.get(self.prefix + key)
+        if value is None:
+            raise KeyError(key)
+        return bool(value)
+
+    def __setitem__(self, key: str, value: bool) -> None:
+        cache.set(self.prefix + key, int(value), self.timeout)
+
+    def __delitem__(self, key: str) -> None:
+        cache.delete(self.prefix + key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())  # not enumerable; the judge only reads and writes by key
+
+    def __len__(self) -> int:
+        return 0
 
 
-def make_simulator(name: str, system: System) -> UserSimulator:
-    params = system.generation_params or {}
-    if name in ("embedding", "lexical"):
-        return MatcherSimulator(make_matcher(name, params))
-    if name == "llm":
-        # The user may be played by another system (e.g. a stronger model); by default the same one.
-        sim_name = params.get("simulator_system")
-        sim_system = System.objects.get(name=sim_name) if sim_name else system
-        matcher = make_matcher(params.get("simulator_matcher", "lexical"), params)
-        return LLMSimulator(system_backend(sim_system), params.get("simulator_params"), matcher=matcher)
-    raise ValueError(f"unknown simulator '{name}' (choose {', '.join(SIMULATORS)})")
+def spec_simulator(spec: RewardSpec) -> UserSimulator:
+    """The simulator a spec names, with the judge System's backend when it needs a model (one factory:
+    `rewards.build_simulator`, shared with training and the audit)."""
+    judge_backend = None
+    if spec.matcher == "llm" or spec.simulator == "llm":
+        judge = System.objects.filter(name=spec.judge_system).first()
+        if judge is None:
+            raise ValidationError(f"the reward spec's judge system {spec.judge_system!r} does not exist")
+        judge_backend = system_backend(judge)
+    llm_params = None
+    if judge_backend is not None:
+        llm_params = (judge.generation_params or {}).get("simulator_params")
+    return build_simulator(spec, judge_backend=judge_backend, cache=DjangoCacheMapping(), llm_params=llm_params)
+
+
+def spec_for_simulator_choice(choice: str, system: System, base: RewardSpec | None = None) -> RewardSpec:
+    """The generation form's simulator choice as a spec: the evaluation spec with that matcher, or with a
+    model playing the user (the system named by its `simulator_system` parameter, else the system itself)."""
+    base = base or default_spec()
+    if choice in ("embedding", "lexical"):
+        return base.with_overrides({"matcher": choice})
+    if choice == "llm":
+        player = (system.generation_params or {}).get("simulator_system") or system.name
+        return base.with_overrides({"simulator": "llm", "judge_system": player})
+    raise ValidationError(f"unknown simulator '{choice}' (choose {', '.join(SIMULATORS)})")
 
 
 def _chunk_size(system: System, override: int | None) -> int:
@@ -118,15 +142,18 @@ def generation_job_start(
     *,
     system: System,
     tasks: Iterable[Task],
-    simulator: str = "embedding",
+    spec: RewardSpec | None = None,
+    simulator: str = "",
     user: AbstractBaseUser | None = None,
     chunk_size: int | None = None,
 ) -> GenerationJob:
-    """Create a job for the tasks that still lack a candidate from `system` and enqueue its chunks."""
+    """Create a job for the tasks that still lack a candidate from `system` and enqueue its chunks.
+
+    The simulated user answers under `spec` (default: the evaluation spec; `simulator` picks its matcher)."""
     if system.backend == BackendChoice.STATIC:
         raise ValidationError(f"system '{system.name}' is static (imported outputs): it cannot generate")
-    if simulator not in SIMULATORS:
-        raise ValidationError(f"unknown simulator '{simulator}' (choose {', '.join(SIMULATORS)})")
+    if spec is None:
+        spec = spec_for_simulator_choice(simulator, system) if simulator else default_spec()
     task_ids = sorted({t.pk for t in tasks})
     if not task_ids:
         raise ValidationError("no tasks chosen")
@@ -135,7 +162,8 @@ def generation_job_start(
         job = GenerationJob.objects.create(
             system=system,
             task_ids=task_ids,
-            simulator=simulator,
+            simulator=spec.matcher if spec.simulator == "slot" else spec.simulator,
+            reward_spec=spec.as_dict(),
             total=len(task_ids),
             created_by=user if user is not None and user.is_authenticated else None,
         )
@@ -236,18 +264,24 @@ def generation_chunk_run(*, chunk: GenerationChunk) -> None:
     params = dict(system.generation_params or {})
     params.setdefault("seed", job.pk)
     outputs = []
+    spec_label = ""
     if tasks and job.answers_study_id:
         outputs = _outlines_from_human_answers(job, tasks, params)
     elif tasks:
+        if job.reward_spec:
+            spec = RewardSpec.from_dict(job.reward_spec)
+        else:
+            spec = spec_for_simulator_choice(job.simulator, system)
+        spec_label = spec.label()
         backend = system_backend(system)
         if backend_needs_loading(backend):
             _chunk_report(chunk.pk, stage=STAGE_LOADING)
             backend.load()  # type: ignore[attr-defined]
         outputs = run_pipeline(
-            [TaskInput(t.key, t.masked_task, list(t.hidden_facts or [])) for t in tasks],
+            [TaskInput(t.key, t.masked_task, facts_of(list(t.hidden_facts or []), t.fact_slots)) for t in tasks],
             backend=backend,
             params=params,
-            simulator=make_simulator(job.simulator, system),
+            simulator=spec_simulator(spec),
             simulator_name=job.simulator,
             on_progress=lambda stage, finished: _chunk_report(chunk.pk, stage=stage, progress=finished),
         )
@@ -294,7 +328,7 @@ def generation_chunk_run(*, chunk: GenerationChunk) -> None:
                             answers=out.answers,
                             revealed=out.revealed,
                             outline=out.outline,
-                            metadata={**out.metadata, "generation_job": job.pk},
+                            metadata={**out.metadata, "generation_job": job.pk, "reward_spec": spec_label},
                             blinding_flags=find_self_identification(
                                 [*out.questions, *out.answers, out.outline], patterns
                             ),
@@ -390,7 +424,7 @@ def human_outlines_start(
 
 
 def _outlines_from_human_answers(job: GenerationJob, tasks: list[Task], params: dict[str, Any]) -> list[Any]:
-    from training.human_answers import AnsweredTask, HumanAnswer, HumanAnswerReplay, write_outlines
+    from training.human_answers import AnsweredTask, HumanAnswer, HumanAnswerReplay, matcher_named, write_outlines
     from training.pipeline import PipelineOutput
 
     first: dict[int, Any] = {}
@@ -410,10 +444,12 @@ def _outlines_from_human_answers(job: GenerationJob, tasks: list[Task], params: 
         for t in ready
     ]
     outputs = write_outlines(items, backend=system_backend(job.system), params=params)
-    matcher = make_matcher(job.simulator)
+    matcher = matcher_named(job.simulator if job.simulator in ("embedding", "lexical") else "embedding")
     for task, item, out in zip(ready, items, outputs, strict=True):
         transcript = first[task.pk]
-        replay = HumanAnswerReplay(item.answers, matcher).answer(item.questions, list(task.hidden_facts or []))
+        replay = HumanAnswerReplay(item.answers, matcher).answer(
+            item.questions, facts_of(list(task.hidden_facts or []), task.fact_slots)
+        )
         out.revealed = [a.revealed for a in replay]
         out.metadata.update(
             {
@@ -549,197 +585,3 @@ def generation_job_run_inline(*, job: GenerationJob) -> None:
             generation_chunk_fail(chunk=chunk, error=f"{type(exc).__name__}: {exc}")
 
 
-# --- automatic evaluation -------------------------------------------------------------------------
-
-METRICS = ("reward", "coverage", "redundant_share", "duplicate_share", "outline_coverage")
-
-
-def candidate_scores(
-    *,
-    questions: Sequence[str],
-    outline: str,
-    masked_task: str,
-    hidden_facts: Sequence[str],
-    matcher: Matcher,
-    weights: RewardWeights,
-) -> dict[str, float]:
-    breakdown = elicitation_reward(questions, masked_task, hidden_facts, MatcherSimulator(matcher), weights)
-    outline_units = split_sentences(outline) or ([outline] if outline.strip() else [])
-    covered: set[int] = set()
-    if outline_units and hidden_facts:
-        for hits in matcher.match(outline_units, hidden_facts):
-            covered.update(hits)
-    return {
-        "reward": breakdown.reward,
-        "coverage": breakdown.coverage,
-        "redundant_share": breakdown.redundant_share,
-        "duplicate_share": breakdown.duplicate_share,
-        "outline_coverage": len(covered) / len(hidden_facts) if hidden_facts else 0.0,
-    }
-
-
-def bootstrap_mean(values: Sequence[float], *, n_boot: int = 2000, seed: int = 0) -> dict[str, float]:
-    import numpy as np
-
-    arr = np.asarray(values, dtype=float)
-    if arr.size == 0:
-        return {"mean": float("nan"), "lo": float("nan"), "hi": float("nan")}
-    rng = np.random.default_rng(seed)
-    means = arr[rng.integers(0, arr.size, size=(n_boot, arr.size))].mean(axis=1)
-    return {"mean": float(arr.mean()), "lo": float(np.quantile(means, 0.025)), "hi": float(np.quantile(means, 0.975))}
-
-
-def relative_improvement(
-    system_values: Sequence[float], baseline_values: Sequence[float], *, n_boot: int = 2000, seed: int = 0
-) -> dict[str, float]:
-    """(mean_system − mean_baseline) / |mean_baseline| on paired tasks, with a paired bootstrap interval."""
-    import numpy as np
-
-    s, b = np.asarray(system_values, dtype=float), np.asarray(baseline_values, dtype=float)
-    if s.size == 0 or abs(b.mean()) < 1e-12:
-        return {"mean": float("nan"), "lo": float("nan"), "hi": float("nan")}
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, s.size, size=(n_boot, s.size))
-    sb, bb = s[idx].mean(axis=1), b[idx].mean(axis=1)
-    ok = np.abs(bb) > 1e-12
-    ratios = (sb[ok] - bb[ok]) / np.abs(bb[ok])
-    return {
-        "mean": float((s.mean() - b.mean()) / abs(b.mean())),
-        "lo": float(np.quantile(ratios, 0.025)) if ratios.size else float("nan"),
-        "hi": float(np.quantile(ratios, 0.975)) if ratios.size else float("nan"),
-    }
-
-
-def auto_eval_run(
-    *,
-    systems: Sequence[System],
-    split: str = "",
-    baseline: System | None = None,
-    matcher: str = "embedding",
-    n_boot: int = 2000,
-    progress: Callable[[int, int], None] | None = None,
-    job: AutoEvalJob | None = None,
-) -> list[AutoEvalResult]:
-    """Score every system's candidates on the split's tasks and store one AutoEvalResult per system.
-
-    `progress(scored, total)` is called after each candidate; with `job`, the results are stored with it
-    and the job is marked succeeded in the same transaction (once, whoever else ran it too)."""
-    if not systems:
-        raise ValidationError("choose at least one system")
-    match = make_matcher(matcher)
-    everyone = list({s.pk: s for s in [*systems, *([baseline] if baseline else [])]}.values())
-    candidates = Candidate.objects.filter(system__in=everyone).select_related("task")
-    if split:
-        candidates = candidates.filter(task__split=split)
-    scores: dict[int, dict[int, dict[str, float]]] = {s.pk: {} for s in everyone}
-    by_system = {s.pk: s for s in everyone}
-    total = candidates.count() if progress is not None else 0
-    for scored, cand in enumerate(candidates.order_by("task_id"), start=1):
-        system = by_system[cand.system_id]
-        weights = RewardWeights(max_questions=int((system.generation_params or {}).get("max_questions", 5)))
-        scores[cand.system_id][cand.task_id] = candidate_scores(
-            questions=list(cand.questions or []),
-            outline=cand.outline,
-            masked_task=cand.task.masked_task,
-            hidden_facts=list(cand.task.hidden_facts or []),
-            matcher=match,
-            weights=weights,
-        )
-        if progress is not None:
-            progress(scored, total)
-    results = []
-    with transaction.atomic():
-        if job is not None:
-            _auto_eval_job_settle(job)
-        for system in systems:
-            mine = scores[system.pk]
-            metrics: dict[str, Any] = {
-                name: bootstrap_mean([v[name] for v in mine.values()], n_boot=n_boot) for name in METRICS
-            }
-            metrics["matcher"] = matcher
-            human = _human_answer_metrics(system=system, split=split, matcher=match, n_boot=n_boot)
-            if human is not None:
-                metrics["human_answers"] = human
-            if baseline is not None and baseline.pk != system.pk:
-                theirs = scores[baseline.pk]
-                shared = sorted(set(mine) & set(theirs))
-                metrics["vs_baseline"] = {
-                    "baseline": baseline.name,
-                    "n_paired": len(shared),
-                    **{
-                        name: relative_improvement(
-                            [mine[t][name] for t in shared], [theirs[t][name] for t in shared], n_boot=n_boot
-                        )
-                        for name in ("reward", "coverage", "outline_coverage")
-                    },
-                }
-            results.append(
-                AutoEvalResult.objects.create(
-                    job=job, system=system, baseline=baseline, split=split, n_tasks=len(mine), metrics=_finite(metrics)
-                )
-            )
-    return results
-
-
-def _human_answer_metrics(*, system: System, split: str, matcher: Matcher, n_boot: int) -> dict[str, Any] | None:
-    """Where people have answered this system's questions in character (answer studies): the reward and
-    coverage from their answers beside the simulator's, scored with the same matcher; None when nobody has.
-    Intervals resample answer sets; annotators flagged in their study are left out."""
-    from django.db.models import Exists, OuterRef
-
-    from annotation.models import AnnotatorFlag, HumanTranscript
-
-    from .human_answers import HumanAnswer, score_transcript
-
-    flagged = AnnotatorFlag.objects.filter(study=OuterRef("item__study"), annotator=OuterRef("annotator"))
-    rows = (
-        HumanTranscript.objects.filter(candidate__system=system, item__is_gold=False)
-        .filter(~Exists(flagged))
-        .select_related("candidate__task")
-    )
-    if split:
-        rows = rows.filter(candidate__task__split=split)
-    weights = RewardWeights(max_questions=int((system.generation_params or {}).get("max_questions", 5)))
-    scores = [
-        score_transcript(
-            questions=list(t.questions),
-            masked_task=t.candidate.task.masked_task,
-            hidden_facts=list(t.candidate.task.hidden_facts or []),
-            answers=[HumanAnswer(str(a.get("text", "")), bool(a.get("doesnt_say"))) for a in t.answers],
-            matcher=matcher,
-            weights=weights,
-        )
-        for t in rows.order_by("pk")
-    ]
-    if not scores:
-        return None
-    return {
-        "n_answer_sets": len(scores),
-        "n_tasks": rows.values("candidate__task_id").distinct().count(),
-        "reward_human": bootstrap_mean([x.human_reward for x in scores], n_boot=n_boot),
-        "reward_simulated": bootstrap_mean([x.simulated_reward for x in scores], n_boot=n_boot),
-        "coverage_human": bootstrap_mean([x.human_coverage for x in scores], n_boot=n_boot),
-        "coverage_simulated": bootstrap_mean([x.simulated_coverage for x in scores], n_boot=n_boot),
-        "optimism": bootstrap_mean([x.simulated_coverage - x.human_coverage for x in scores], n_boot=n_boot),
-    }
-
-
-def _finite(value: Any) -> Any:
-    # JSON has no NaN: store None where a metric is undefined (no tasks, zero baseline).
-    if isinstance(value, float):
-        return None if value != value else round(value, 6)
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    return value
-
-
-class AutoEvalJobSettled(Exception):
-    """Another delivery of the same job stored its results first."""
-
-
-def _auto_eval_job_settle(job: AutoEvalJob) -> None:
-    # Compare-and-set inside the transaction that stores the results: one delivery's results count.
-    if not AutoEvalJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
-        status=JobStatus.SUCCEEDED, done=F("total"), finished_at=timezone.now()
-    ):
-        raise AutoEvalJobSettled

@@ -134,6 +134,9 @@ class TrainingSpec:
     output_dir: str
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     reward_config: dict[str, Any] = field(default_factory=dict)
+    reward_spec: dict[str, Any] = field(default_factory=dict)  # the run's frozen RewardSpec; {}: from the config
+    # The K in the questioner prompt: what the registered System will be asked with; 0 → the reward spec's K.
+    max_questions: int = 0
     device: str = "auto"
     resume: bool = False
     run_id: int | None = None
@@ -184,12 +187,13 @@ def launch_command(
 def build_dataset(spec: TrainingSpec):
     from datasets import Dataset
 
-    k = (spec.reward_config.get("weights") or {}).get("max_questions", 5)
+    k = spec.max_questions or _reward_spec(spec).k
     rows = [
         {
             "prompt": questioner_messages(task["masked_task"], k),
             "masked_task": task["masked_task"],
             "hidden_facts": list(task["hidden_facts"]),
+            "fact_slots": list(task.get("fact_slots") or []),
         }
         for task in spec.tasks
     ]
@@ -264,10 +268,16 @@ def device_kwargs(dtype: str, *, device: str, bf16_supported: bool, deepspeed: s
     return kwargs
 
 
+def _reward_spec(spec: TrainingSpec):
+    from .rewards import RewardSpec, spec_for_run
+
+    return RewardSpec.from_dict(spec.reward_spec) if spec.reward_spec else spec_for_run(spec.reward_config)
+
+
 def _reward_setup(spec: TrainingSpec):
     from .rewards import reward_setup
 
-    return reward_setup(spec.reward_config)
+    return reward_setup(spec.reward_config, _reward_spec(spec))
 
 
 def peft_config(spec: TrainingSpec):

@@ -1,9 +1,10 @@
 """People's answers, in character, scored with the same simulator interface and matcher as the reward.
 
-Pure: no Django. `score_transcript` is the one adapter between human answer sets and the reward's matcher
-and simulator (`MatcherSimulator.answer`, `Matcher.match`, `elicitation_reward`): the simulator-fidelity
-report, the `answers` export and auto-eval all call it, so re-pointing it at another reward spec changes
-them together."""
+Pure: no Django. `score_transcript` is the one adapter between human answer sets and the reward: the same
+frozen `RewardSpec`, its simulator (`build_simulator`) and `elicitation_reward` score the simulated answers, and
+a person's answer reveals a fact when it states the fact's value (the reward's own value check, as for
+outlines) or the spec's matcher links the answer to the fact. The simulator-fidelity report, the `answers`
+export and auto-eval all call it, so one spec changes them together."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .facts import as_facts, value_conveyed
 from .matching import Matcher
 from .pipeline import OUTLINE_PROMPT_VERSION, PipelineOutput, clean_text, outline_prompt
-from .rewards import RewardWeights, elicitation_reward
-from .simulator import NOT_SPECIFIED, MatcherSimulator, SimulatedAnswer
+from .rewards import RewardSpec, build_simulator, default_spec, elicitation_reward, make_matcher
+from .simulator import NOT_SPECIFIED, FactLike, SimulatedAnswer, SimulationItem, UserSimulator
 
 if TYPE_CHECKING:
     from .backends import Backend
@@ -35,25 +37,45 @@ class HumanAnswer:
         return DOESNT_SAY_TEXT if self.doesnt_say else self.text
 
 
+def fidelity_matcher(spec: RewardSpec | None = None) -> Matcher:
+    """The matcher that links a person's answer to the facts it states: the spec's own (the LLM judge falls
+    back to the embedding matcher, which needs no model server)."""
+    spec = spec or default_spec()
+    if spec.matcher not in ("embedding", "lexical"):
+        spec = spec.with_overrides({"matcher": "embedding"})
+    return make_matcher(spec)
+
+
+def matcher_named(name: str) -> Matcher:
+    """The evaluation spec's matcher of that name ("embedding" or "lexical", with its tuned threshold)."""
+    return fidelity_matcher(default_spec().with_overrides({"matcher": name}))
+
+
 class HumanAnswerReplay:
-    """A "simulator" that replays a person's answers; a fact counts as revealed when the reward's matcher
-    links the answer text to it, and "doesn't say" reveals nothing."""
+    """A "simulator" that replays a person's answers; a fact counts as revealed when the answer states its
+    value or the matcher links the answer text to the fact, and "doesn't say" reveals nothing."""
 
     def __init__(self, answers: Sequence[HumanAnswer], matcher: Matcher) -> None:
         self.answers = list(answers)
         self.matcher = matcher
 
     def answer(
-        self, questions: Sequence[str], hidden_facts: Sequence[str], masked_task: str = ""
+        self, questions: Sequence[str], hidden_facts: Sequence[FactLike], masked_task: str = ""
     ) -> list[SimulatedAnswer]:
         if len(questions) != len(self.answers):
             raise ValueError(f"{len(self.answers)} human answers for {len(questions)} questions")
+        facts = as_facts(hidden_facts)
         spoken = [(i, a.text) for i, a in enumerate(self.answers) if not a.doesnt_say and a.text.strip()]
         hits: dict[int, list[int]] = {}
-        if spoken and hidden_facts:
-            for (i, _), facts in zip(spoken, self.matcher.match([t for _, t in spoken], hidden_facts), strict=True):
-                hits[i] = sorted(set(facts))
+        if spoken and facts:
+            matched = self.matcher.match([t for _, t in spoken], [f.text for f in facts])
+            for (i, text), found in zip(spoken, matched, strict=True):
+                stated = [j for j, f in enumerate(facts) if value_conveyed(f.value, text, slot=f.slot)]
+                hits[i] = sorted(set(found) | set(stated))
         return [SimulatedAnswer(a.as_text, hits.get(i, [])) for i, a in enumerate(self.answers)]
+
+    def answer_many(self, items: Sequence[SimulationItem]) -> list[list[SimulatedAnswer]]:
+        return [self.answer(item.questions, item.hidden_facts, item.masked_task) for item in items]
 
 
 @dataclass(frozen=True)
@@ -74,15 +96,19 @@ def score_transcript(
     *,
     questions: Sequence[str],
     masked_task: str,
-    hidden_facts: Sequence[str],
+    hidden_facts: Sequence[FactLike],
     answers: Sequence[HumanAnswer],
-    matcher: Matcher,
-    weights: RewardWeights | None = None,
+    matcher: Matcher | None = None,
+    spec: RewardSpec | None = None,
+    simulator: UserSimulator | None = None,
 ) -> TranscriptScore:
     """The adapter. Questions are scored as given (blank ones are not dropped: each has a human answer)."""
+    spec = spec or default_spec()
+    simulator = simulator or build_simulator(spec)
+    matcher = matcher or fidelity_matcher(spec)
     questions = [q.strip() or "?" for q in questions]
-    human = elicitation_reward(questions, masked_task, hidden_facts, HumanAnswerReplay(answers, matcher), weights)
-    simulated = elicitation_reward(questions, masked_task, hidden_facts, MatcherSimulator(matcher), weights)
+    human = elicitation_reward(questions, masked_task, hidden_facts, HumanAnswerReplay(answers, matcher), spec)
+    simulated = elicitation_reward(questions, masked_task, hidden_facts, simulator, spec)
     return TranscriptScore(
         human_revealed=human.revealed,
         simulated_revealed=simulated.revealed,

@@ -61,6 +61,9 @@ class GenerationJob(models.Model):
         "annotation.Study", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     answers_source = models.ForeignKey(System, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    reward_spec = models.JSONField(
+        default=dict, blank=True, help_text="The frozen reward spec the simulated user answered under."
+    )
     status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
     total = models.PositiveIntegerField(default=0)
     done = models.PositiveIntegerField(default=0)
@@ -162,6 +165,17 @@ class TrainingRun(models.Model):
     preference_config = models.JSONField(default=dict, blank=True)
     preference_eval = models.JSONField(default=dict, blank=True)
     reward_config = models.JSONField(default=dict, blank=True)
+    reward_spec = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The frozen reward spec this run trains on: the evaluation spec unless reward_config overrides it.",
+    )
+    decoding_overrides = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Decoding parameters for the registered System that differ from the base System's "
+        '(e.g. {"temperature": 0.0}); empty: inherit them all.',
+    )
     hyperparameters = models.JSONField(default=dict, blank=True)
     device = models.CharField(max_length=10, choices=Device.choices, default=Device.AUTO)
     num_processes = models.PositiveSmallIntegerField(default=1)
@@ -242,6 +256,7 @@ class AutoEvalResult(models.Model):
     split = models.CharField(max_length=20, blank=True)
     n_tasks = models.PositiveIntegerField(default=0)
     metrics = models.JSONField(default=dict)
+    reward_spec = models.JSONField(default=dict, blank=True, help_text="The one spec every system was scored under.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

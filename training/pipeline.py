@@ -13,7 +13,7 @@ from typing import Any
 from .backends import Backend, GenerationResult, generate_reporting
 from .parsing import parse_questions
 from .prompts import QUESTIONS_PROMPT_VERSION, questions_prompt
-from .simulator import SimulationItem, UserSimulator
+from .simulator import FactLike, SimulationItem, UserSimulator
 
 OUTLINE_PROMPT_VERSION = "outline-v1"
 # What a chunk is doing, shown on the job page; progress counts tasks whose outline is final.
@@ -34,7 +34,7 @@ OUTLINE_SYSTEM = (
 class TaskInput:
     key: str
     masked_task: str
-    hidden_facts: list[str]
+    hidden_facts: Sequence[FactLike]  # sentences, or slot/value Facts (training.facts)
 
 
 @dataclass

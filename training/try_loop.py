@@ -238,7 +238,7 @@ def try_save(
 ) -> Candidate:
     """Store the session as a task (unless it used an existing one) and the system's candidate, with your answers
     in place of the simulator's. Refused, with nothing written, when the key or the (task, system) pair exists."""
-    from .generation import make_matcher
+    from .human_answers import matcher_named
 
     state = try_state(token=token, user=user)
     if state is None:
@@ -248,7 +248,7 @@ def try_save(
     if split not in Split.values:
         raise ValidationError(f"split must be one of {', '.join(Split.values)}")
     system = System.objects.get(pk=state["system_id"])
-    replay = HumanAnswerReplay(_human_answers(state), make_matcher(settings.PIG_FIDELITY_MATCHER))
+    replay = HumanAnswerReplay(_human_answers(state), matcher_named(settings.PIG_FIDELITY_MATCHER))
     revealed = [a.revealed for a in replay.answer(state["questions"], state["hidden_facts"])]
     texts = [a.as_text for a in _human_answers(state)]
     patterns = compile_patterns(System.objects.values_list("name", flat=True), settings.PIG_BLINDING_PATTERNS)

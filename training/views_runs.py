@@ -14,7 +14,7 @@ from django.utils.html import escape
 from django.views.decorators.http import require_GET
 
 from .models import Algorithm, JobStatus, TrainingRun
-from .runs import training_run_curve, training_run_is_dead
+from .runs import training_run_curve, training_run_is_dead, training_run_reward_spec, training_run_spec_differences
 
 PANELS = (
     ("Reward (mean over the generation batch)", ("reward", "rewards/elicitation_reward/mean", "rewards/coverage/mean")),
@@ -180,7 +180,16 @@ def run_progress_context(run: TrainingRun) -> dict:
         "preference_eval": run.preference_eval or {},
         "accuracy_rows": heldout_accuracy_rows(run.preference_eval or {}),
         "accuracy_svg": heldout_accuracy_svg(run.preference_eval) if (run.preference_eval or {}).get("base") else "",
+        "reward_spec_label": _spec_label(run),
+        "spec_differences": training_run_spec_differences(run),
     }
+
+
+def _spec_label(run: TrainingRun) -> str:
+    try:
+        return training_run_reward_spec(run).label()
+    except (TypeError, ValueError) as exc:
+        return f"invalid reward configuration: {exc}"
 
 
 @staff_member_required

@@ -7,12 +7,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from tests import factories
 from tests.training.training_helpers import DENSE, FAST, make_train_tasks
 from training.grpo import FINAL_DIR, FINAL_INFO
 from training.models import Backend, JobStatus, TrainingMetric, TrainingRun
+from training.rewards import DEFAULT_SPEC
 from training.runs import (
     TrainingRunError,
     training_run_beat,
@@ -24,6 +26,7 @@ from training.runs import (
     training_run_record_metrics,
     training_run_register_system,
     training_run_resume,
+    training_run_spec,
     training_run_start,
     training_run_validate,
 )
@@ -112,6 +115,20 @@ def test_a_tasks_file_is_checked_line_by_line(model_dir, tmp_path):
     problems = training_run_validate(run=run)
     assert "tasks file line 2: bad JSON" in problems[0]
     assert "tasks file line 3: field 'masked_task' is empty" in problems[1]
+
+
+def test_training_tasks_carry_slot_value_facts_from_a_file_or_the_database(model_dir, tmp_path):
+    path = tmp_path / "tasks.jsonl"
+    facts = ["The budget is $900.", {"slot": "travellers", "value": "two adults"}]
+    path.write_text(json.dumps({"masked_task": "Plan a trip.", "hidden_facts": facts}) + "\n")
+    [task] = training_run_spec(_run(model_dir, task_split="", tasks_file=str(path))).tasks
+    assert task["hidden_facts"] == ["The budget is $900.", "The travellers is two adults."]
+    assert task["fact_slots"] == [{"slot": "budget", "value": "$900"}, {"slot": "travellers", "value": "two adults"}]
+    factories.TaskFactory(
+        split="train", hidden_facts=["Audience: nurses."], fact_slots=[{"slot": "audience", "value": "nurses"}]
+    )
+    tasks = training_run_spec(_run(model_dir, name="from-db")).tasks
+    assert {"slot": "audience", "value": "nurses"} in [s for t in tasks for s in t["fact_slots"]]
 
 
 def test_a_run_cannot_be_started_twice(model_dir, django_capture_on_commit_callbacks):
@@ -323,3 +340,68 @@ def test_the_training_process_exits_as_soon_as_its_supervisor_is_gone(tmp_path):
     started = time.monotonic()
     assert child.wait(timeout=30) == 3
     assert time.monotonic() - started < 5
+
+
+DECODING = {"temperature": 0.3, "top_p": 0.8, "max_new_tokens": 200, "seed": 11, "max_questions": 4}
+
+
+def _finished(run: TrainingRun, django_capture_on_commit_callbacks) -> TrainingRun:
+    with django_capture_on_commit_callbacks():
+        training_run_start(run=run)
+    training_run_claim(run_id=run.pk, attempt=1)
+    _fake_final(run, adapter=False)
+    assert training_run_finish(run_id=run.pk, attempt=1, status=JobStatus.SUCCEEDED)
+    run.refresh_from_db()
+    return run
+
+
+def test_a_trained_system_is_generated_exactly_like_its_base_system(model_dir, django_capture_on_commit_callbacks):
+    base = factories.SystemFactory(name="base", backend=Backend.TRANSFORMERS, model_path=str(model_dir),
+                                   generation_params=DECODING)  # fmt: skip
+    run = _finished(_run(model_dir, base_model_path="", base_system=base), django_capture_on_commit_callbacks)
+    assert run.systems.get().generation_params == DECODING
+    # …and it was trained on the prompt it will be asked with: the base's K, not the reward's.
+    assert training_run_spec(run).max_questions == 4
+
+
+def test_a_run_from_a_model_path_inherits_the_system_serving_that_path(model_dir, django_capture_on_commit_callbacks):
+    factories.SystemFactory(name="smol", backend=Backend.TRANSFORMERS, model_path=str(model_dir),
+                            generation_params=DECODING)  # fmt: skip
+    run = _finished(_run(model_dir), django_capture_on_commit_callbacks)
+    assert run.systems.get().generation_params == DECODING
+
+
+def test_the_run_may_override_decoding_parameters_one_by_one(model_dir, django_capture_on_commit_callbacks):
+    base = factories.SystemFactory(name="base", backend=Backend.TRANSFORMERS, model_path=str(model_dir),
+                                   generation_params=DECODING)  # fmt: skip
+    run = _run(model_dir, base_model_path="", base_system=base, decoding_overrides={"temperature": 0.0})
+    run = _finished(run, django_capture_on_commit_callbacks)
+    assert run.systems.get().generation_params == {**DECODING, "temperature": 0.0}
+
+
+def test_unknown_decoding_overrides_are_refused(model_dir):
+    run = _run(model_dir, decoding_overrides={"temprature": 0.0})
+    assert any("unknown decoding parameter 'temprature'" in p for p in training_run_validate(run=run))
+
+
+def test_a_run_freezes_the_evaluation_spec_at_start_and_its_page_shows_any_override(
+    model_dir, client, researcher, django_capture_on_commit_callbacks
+):
+    same = _run(model_dir, name="same")
+    other = _run(model_dir, name="other", reward_config={"spec": {"matcher": "lexical", "k": 3}})
+    with django_capture_on_commit_callbacks():
+        training_run_start(run=same)
+        training_run_start(run=other)
+    same.refresh_from_db()
+    other.refresh_from_db()
+    assert same.reward_spec == DEFAULT_SPEC.as_dict()
+    assert other.reward_spec["matcher"] == "lexical"
+    assert other.reward_spec["k"] == 3
+    client.force_login(researcher)
+    page = client.get(reverse("admin:training_trainingrun_change", args=[other.pk])).content.decode()
+    assert "trains on a different reward than evaluation uses" in page
+    assert "<td>matcher</td><td>lexical</td><td>embedding</td>" in page
+    assert (
+        "Same reward spec as evaluation."
+        in client.get(reverse("admin:training_trainingrun_change", args=[same.pk])).content.decode()
+    )

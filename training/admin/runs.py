@@ -42,6 +42,7 @@ STATE_FIELDS = (
     "finished_at",
     "created_by",
     "created_at",
+    "reward_spec",
     "log",
 )
 OPERATIONS = {
@@ -88,7 +89,8 @@ class TrainingRunAdmin(admin.ModelAdmin):
         keys += ("max_completion_length", "beta", "temperature", "seed", "save_steps", "lora", "lora_r", "lora_alpha")
         return {
             "hyperparameters": {k: hp[k] for k in keys},
-            "reward_config": {"simulator": "lexical", "terms": {"elicitation": 1.0}},
+            # No spec overrides: the run trains on the reward evaluation uses.
+            "reward_config": {"terms": {"elicitation": 1.0}},
             "task_split": "train",
             **({"device": overrides["device"]} if "device" in overrides else {}),
         }

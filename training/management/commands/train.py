@@ -8,7 +8,10 @@ TOML keys (see docs/training.md and training/configs/example.toml):
     num_processes = 1                        # GPUs (accelerate processes)
     deepspeed_config = ""                    # optional DeepSpeed JSON (ZeRO-2/3)
     [hyperparameters]                        # any of training.grpo.DEFAULT_HYPERPARAMETERS
-    [reward]                                 # simulator, terms, concise_chars, [reward.weights]
+    [reward]                                 # terms, concise_chars; [reward.spec] overrides the evaluation
+                                             # reward spec (matcher, threshold, k, weights…): avoid unless meant
+    [decoding]                               # the registered System's decoding parameters that differ from
+                                             # the base System's (temperature, top_p, max_new_tokens, seed)
     algorithm = "dpo"                        # DPO instead (default "grpo"); then, instead of tasks and reward:
     [preferences]                            # studies = ["slug", …] or file = "prefs.trl.jsonl", and any of
                                              # training.preferences.DEFAULT_PREFERENCE_CONFIG (aggregation, …)
@@ -32,7 +35,7 @@ from training.views_runs import heldout_accuracy_rows
 
 TOP_KEYS = {
     "name", "model", "base_system", "tasks_split", "tasks_study", "tasks_file", "device", "num_processes",
-    "deepspeed_config", "hyperparameters", "reward", "algorithm", "preferences",
+    "deepspeed_config", "hyperparameters", "reward", "decoding", "algorithm", "preferences",
 }  # fmt: skip
 
 
@@ -79,6 +82,7 @@ def run_from_config(config: dict[str, Any], *, created_by: Any = None) -> Traini
             tasks_file=str(config.get("tasks_file", "")),
             reward_config=config.get("reward", {}),
             hyperparameters=config.get("hyperparameters", {}),
+            decoding_overrides=config.get("decoding", {}),
             device=config.get("device", "auto"),
             num_processes=config.get("num_processes", 1),
             deepspeed_config=config.get("deepspeed_config", ""),
