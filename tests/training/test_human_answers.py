@@ -12,8 +12,11 @@ from training.generation import auto_eval_run, generation_job_run_inline, human_
 from training.human_answers import HumanAnswer, HumanAnswerReplay, score_transcript
 from training.matching import LexicalMatcher
 from training.models import Backend, JobStatus, System
+from training.rewards import default_spec
 
 from .chat_server import ChatServer
+
+LEXICAL = default_spec().with_overrides({"matcher": "lexical"})
 
 FACTS = ["The budget is $5,000.", "The audience is first-year students."]
 QUESTIONS = ["What is the budget?", "Who is the audience?", "What is the deadline?"]
@@ -114,7 +117,7 @@ def test_flagged_annotators_answers_are_not_used_for_outlines(alice, bob):
 def test_auto_eval_reports_the_reward_from_human_answers_when_they_exist(alice, bob):
     study = _answered_study(alice, bob)
     source = study.systems.get()
-    (result,) = auto_eval_run(systems=[source], matcher="lexical", n_boot=200)
+    (result,) = auto_eval_run(systems=[source], spec=LEXICAL, n_boot=200)
     human = result.metrics["human_answers"]
     assert human["n_answer_sets"] == 6
     assert human["n_tasks"] == 3
@@ -123,14 +126,14 @@ def test_auto_eval_reports_the_reward_from_human_answers_when_they_exist(alice, 
     assert human["coverage_simulated"]["mean"] == pytest.approx(1.0)
     assert human["optimism"]["mean"] == pytest.approx(0.75)
     other = System.objects.create(name="nobody-answered")
-    (plain,) = auto_eval_run(systems=[other], matcher="lexical", n_boot=200)
+    (plain,) = auto_eval_run(systems=[other], spec=LEXICAL, n_boot=200)
     assert "human_answers" not in plain.metrics
 
 
 @pytest.mark.django_db
 def test_the_auto_eval_page_shows_the_reward_from_human_answers(client, alice, bob, researcher):
     study = _answered_study(alice, bob)
-    auto_eval_run(systems=[study.systems.get()], matcher="lexical", n_boot=200)
+    auto_eval_run(systems=[study.systems.get()], spec=LEXICAL, n_boot=200)
     client.force_login(researcher)
     page = client.get("/generation/auto-eval/").content.decode()
     assert "People&#x27;s answers" in page or "People's answers" in page
