@@ -24,6 +24,7 @@ from django.db import connection
 from django.db.models import Count, Q
 
 from .models import Comparison, Study, StudyKind
+from .selectors import majority_side
 from .selectors_stats import (
     EXPORT_COLUMNS,
     flagged_annotator_ids,
@@ -325,12 +326,10 @@ def _trl_chunks(study: Study, exclude_flagged: bool, report: ExportReport) -> It
 
 def _trl_records(study: Study, comparisons, report: ExportReport) -> Iterator[dict]:
     for cid, key, prompt, sys_a, q_a, o_a, sys_b, q_b, o_b, a, b, tie in comparisons.iterator(chunk_size=CHUNK):
-        if tie >= max(a, b):
-            report.dropped_ties += 1 if tie > max(a, b) else 0
-            report.dropped_splits += 1 if tie == max(a, b) else 0
-            continue
-        if a == b:
-            report.dropped_splits += 1
+        side = majority_side(a, b, tie)
+        if side in ("tie", "split"):
+            report.dropped_ties += side == "tie"
+            report.dropped_splits += side == "split"
             continue
         text_a, text_b = _response_text(study.kind, q_a, o_a), _response_text(study.kind, q_b, o_b)
         chosen, rejected = ((text_a, sys_a), (text_b, sys_b)) if a > b else ((text_b, sys_b), (text_a, sys_a))

@@ -20,6 +20,7 @@ from training.runs import (
     training_run_reenqueue,
     training_run_resume,
     training_run_start,
+    training_run_total_steps,
 )
 from training.views_runs import run_progress_context, run_status_label
 
@@ -30,6 +31,8 @@ CONFIG_FIELDS = (
     "task_split",
     "task_study",
     "tasks_file",
+    "warm_start_source",
+    "warm_start_steps",
     "algorithm",
     "reward_config",
     "hyperparameters",
@@ -81,6 +84,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
     def get_changeform_initial_data(self, request: HttpRequest) -> dict:
         hp = merged_hyperparameters({})
         keys = ("learning_rate", "max_steps", "num_generations", "per_device_train_batch_size")
+        keys += ("gradient_accumulation_steps",)
         keys += ("max_completion_length", "beta", "temperature", "seed", "save_steps", "lora", "lora_r", "lora_alpha")
         return {
             "hyperparameters": {k: hp[k] for k in keys},
@@ -99,8 +103,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: TrainingRun, form, change: bool) -> None:
         if not change:
             obj.created_by = request.user
-        steps = merged_hyperparameters(obj.hyperparameters if isinstance(obj.hyperparameters, dict) else {})
-        obj.max_steps = steps["max_steps"] if isinstance(steps["max_steps"], int) and steps["max_steps"] > 0 else 0
+        obj.max_steps = training_run_total_steps(obj)
         super().save_model(request, obj, form, change)
 
     def get_urls(self):
