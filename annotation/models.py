@@ -21,6 +21,8 @@ class Task(models.Model):
     full_task = models.TextField()
     masked_task = models.TextField()
     hidden_facts = models.JSONField(default=list)
+    # Parallel to hidden_facts: [{"slot": …, "value": …}] per fact (training.facts); [] on rows from before slots.
+    fact_slots = models.JSONField(default=list, blank=True)
     reference_outline = models.TextField(blank=True)
     split = models.CharField(max_length=10, choices=Split.choices, default=Split.TEST, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)

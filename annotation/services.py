@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
+from training.facts import fact_from_raw
 from training.models import Backend, System
 
 from .blinding import compile_patterns, find_self_identification
@@ -82,10 +83,37 @@ def _clean_task(obj: dict[str, Any]) -> dict[str, Any]:
         "domain": require_text(obj, "domain")[:100],
         "full_task": require_text(obj, "full_task"),
         "masked_task": require_text(obj, "masked_task"),
-        "hidden_facts": require_text_list(obj, "hidden_facts"),
+        **_hidden_facts(obj),
         "reference_outline": require_text(obj, "reference_outline", optional=True) or "",
         "split": split,
     }
+
+
+def _hidden_facts(obj: dict[str, Any]) -> dict[str, list[Any]]:
+    """`hidden_facts` items are sentences (slot and value derived) or {"text"?, "slot", "value"} objects."""
+    items = obj.get("hidden_facts")
+    if items is None:
+        raise ValueError("missing field 'hidden_facts'")
+    if not isinstance(items, list) or not items:
+        raise ValueError("field 'hidden_facts' must be a non-empty list of strings or {slot, value} objects")
+    facts = []
+    for i, item in enumerate(items, start=1):
+        if isinstance(item, str):
+            if not item.strip():
+                raise ValueError(f"hidden fact {i} is an empty string")
+        elif isinstance(item, dict):
+            unknown = set(item) - {"text", "slot", "value"}
+            if unknown:
+                raise ValueError(f"hidden fact {i} has unknown field(s) {', '.join(sorted(unknown))}")
+            for name in ("slot", "value"):
+                if not isinstance(item.get(name), str) or not item[name].strip():
+                    raise ValueError(f"hidden fact {i} needs a non-empty string '{name}'")
+            if item.get("text") is not None and not isinstance(item["text"], str):
+                raise ValueError(f"hidden fact {i}: 'text' must be a string")
+        else:
+            raise ValueError(f"hidden fact {i} must be a string or a {{slot, value}} object, got {type(item).__name__}")
+        facts.append(fact_from_raw(item))
+    return {"hidden_facts": [f.text for f in facts], "fact_slots": [{"slot": f.slot, "value": f.value} for f in facts]}
 
 
 def _upsert(model: type, lookup: dict[str, Any], values: dict[str, Any], report: ImportReport) -> None:

@@ -4,7 +4,8 @@ One command, on the demo tasks (annotation/fixtures/demo): the 27 train-split ta
 tasks are held out. The warm start learns from the hand-written `proactive-rl` question sets of the train
 tasks, in the questioner format of generation. Every model is then run through the generation pipeline
 (questions → simulated answers → outline) on the held-out tasks with the same decoding parameters and seed,
-and scored under one reward spec (the evaluation's: embedding matcher). Printed per model: mean elicitation
+and scored under one reward spec (the evaluation's, `training.rewards.default_spec()`; training rewards with the
+same spec). Printed per model: mean elicitation
 reward, coverage, the share of tasks with at least one on-topic question, outline coverage; the paired
 difference of each trained model from the base with a bootstrap interval over tasks; the GRPO phase's
 training reward curve (also written as an SVG).
@@ -74,8 +75,25 @@ def configuration(args: argparse.Namespace) -> dict[str, Any]:
             "sft_learning_rate": 5e-4,
             "sft_batch_size": 8,
         },
-        "reward": {"simulator": "embedding", "terms": {"elicitation": 1.0, "concise": 0.1}, "concise_chars": 600},
+        # No spec overrides: GRPO rewards with the spec the evaluation below scores with.
+        "reward": {"terms": {"elicitation": 1.0, "concise": 0.1}, "concise_chars": 600},
+        "reward_spec": default_spec_dict(),
     }
+
+
+def default_spec_dict() -> dict[str, Any]:
+    from training.rewards import default_spec
+
+    return default_spec().as_dict()
+
+
+def training_task(task: dict) -> dict[str, Any]:
+    """A demo task as the training spec carries it: fact texts plus the parallel slot/value list."""
+    from training.facts import fact_from_raw
+
+    facts = [fact_from_raw(f) for f in task["hidden_facts"]]
+    return {"masked_task": task["masked_task"], "hidden_facts": [f.text for f in facts],
+            "fact_slots": [{"slot": f.slot, "value": f.value} for f in facts]}  # fmt: skip
 
 
 def train(config: dict[str, Any], out: Path, train_tasks: list[dict], examples: list[dict]) -> None:
@@ -87,10 +105,12 @@ def train(config: dict[str, Any], out: Path, train_tasks: list[dict], examples: 
         return
     spec = TrainingSpec(
         model_path=config["model"],
-        tasks=[{"masked_task": t["masked_task"], "hidden_facts": t["hidden_facts"]} for t in train_tasks],
+        tasks=[training_task(t) for t in train_tasks],
         output_dir=str(run_dir),
         hyperparameters=config["hyperparameters"],
         reward_config=config["reward"],
+        reward_spec=config["reward_spec"],
+        max_questions=DECODING["max_questions"],
         device="cpu" if os.environ.get("CUDA_VISIBLE_DEVICES") == "" else "auto",
         resume=run_dir.is_dir(),
         warm_start={"source": "system:proactive-rl", "steps": config["warm_steps"], "examples": examples},
@@ -124,31 +144,32 @@ def evaluate(name: str, path: str, test_tasks: list[dict], out: Path) -> dict[st
     if target.is_file():
         return json.loads(target.read_text())
     from training.backends.transformers import TransformersBackend
-    from training.generation import candidate_scores, make_matcher
+    from training.facts import fact_from_raw
     from training.pipeline import TaskInput, run_pipeline
-    from training.rewards import RewardWeights, asks_on_topic, elicitation_reward
-    from training.simulator import MatcherSimulator
+    from training.rewards import CandidateInput, RewardSpec, build_simulator, candidates_scores, elicitation_rewards
+    from training.simulator import SimulationItem
 
     started = time.monotonic()
-    matcher = make_matcher("embedding")
-    simulator = MatcherSimulator(matcher)
-    weights = RewardWeights(max_questions=DECODING["max_questions"])
+    spec = RewardSpec.from_dict(json.loads((out / "config.json").read_text())["reward_spec"])
+    simulator = build_simulator(spec)
+    facts = {t["key"]: [fact_from_raw(f) for f in t["hidden_facts"]] for t in test_tasks}
     outputs = run_pipeline(
-        [TaskInput(t["key"], t["masked_task"], list(t["hidden_facts"])) for t in test_tasks],
+        [TaskInput(t["key"], t["masked_task"], facts[t["key"]]) for t in test_tasks],
         backend=TransformersBackend(path),
         params=dict(DECODING),
         simulator=simulator,
-        simulator_name="embedding",
+        simulator_name=spec.label(),
+    )
+    inputs = [CandidateInput(o.questions, o.outline, t["masked_task"], facts[t["key"]])
+              for t, o in zip(test_tasks, outputs, strict=True)]  # fmt: skip
+    scores = candidates_scores(inputs, spec=spec, simulator=simulator)
+    breakdowns = elicitation_rewards(
+        [SimulationItem(i.questions, i.hidden_facts, i.masked_task) for i in inputs], simulator, spec
     )
     rows = []
-    for task, output in zip(test_tasks, outputs, strict=True):
-        scores = candidate_scores(
-            questions=output.questions, outline=output.outline, masked_task=task["masked_task"],
-            hidden_facts=task["hidden_facts"], matcher=matcher, weights=weights,
-        )  # fmt: skip
-        breakdown = elicitation_reward(output.questions, task["masked_task"], task["hidden_facts"], simulator, weights)
-        scores["on_topic"] = float(asks_on_topic(breakdown))
-        rows.append({"key": task["key"], "questions": output.questions, "outline": output.outline[:2000], **scores})
+    for task, output, score, breakdown in zip(test_tasks, outputs, scores, breakdowns, strict=True):
+        score["on_topic"] = float(breakdown.on_topic)
+        rows.append({"key": task["key"], "questions": output.questions, "outline": output.outline[:2000], **score})
     result = {"model": path, "seconds": round(time.monotonic() - started, 1), "tasks": rows}
     target.write_text(json.dumps(result, indent=1))
     return result
@@ -164,12 +185,15 @@ def curve(out: Path) -> list[dict[str, Any]]:
 def report(config: dict[str, Any], results: dict[str, dict], rows: list[dict[str, Any]], out: Path) -> None:
     import numpy as np
 
-    from training.generation import bootstrap_mean
+    from training.autoeval import bootstrap_mean, paired_difference
 
     metrics = ("reward", "coverage", "on_topic", "outline_coverage")
     n = len(results["base"]["tasks"])
     print(f"\n== learning check: {Path(config['model']).name}; {config['warm_steps']} warm-start steps, "
           f"{config['grpo_steps']} GRPO steps; {n} held-out tasks; decoding {DECODING} ==")  # fmt: skip
+    from training.rewards import RewardSpec
+
+    print(f"reward spec (training and evaluation): {RewardSpec.from_dict(config['reward_spec']).label()}")
     print(f"{'model':20s} " + " ".join(f"{m:>24s}" for m in metrics))
     for name in MODELS:
         if name not in results:
@@ -191,8 +215,9 @@ def report(config: dict[str, Any], results: dict[str, dict], rows: list[dict[str
             continue
         cells = []
         for m in metrics:
-            diffs = [t[m] - base[t["key"]][m] for t in results[name]["tasks"]]
-            b = bootstrap_mean(diffs, n_boot=10_000)
+            mine = results[name]["tasks"]
+            d = paired_difference([t[m] for t in mine], [base[t["key"]][m] for t in mine], n_boot=10_000)
+            b = d["difference"]
             excl = "excludes 0" if b["lo"] > 0 or b["hi"] < 0 else "includes 0"
             cells.append(f"{b['mean']:+.3f} [{b['lo']:+.3f}, {b['hi']:+.3f}] {excl}")
         print(f"  {LABELS[name]:18s} " + " | ".join(f"{m}: {c}" for m, c in zip(metrics, cells, strict=True)))

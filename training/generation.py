@@ -6,12 +6,13 @@ Writes are services (keyword-only, atomic). A job is split into chunks; each chu
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -21,13 +22,16 @@ from annotation.blinding import compile_patterns, find_self_identification
 from annotation.models import Candidate, Task
 from pigplatform.queueing import enqueue_on_commit
 
+from .autoeval import auto_eval_run, bootstrap_mean, paired_difference
 from .backends import Backend, get_backend
-from .matching import LexicalMatcher, Matcher, split_sentences
-from .models import AutoEvalResult, ChunkStatus, GenerationChunk, GenerationJob, JobStatus, System
+from .facts import facts_of
 from .models import Backend as BackendChoice
+from .models import ChunkStatus, GenerationChunk, GenerationJob, JobStatus, System
 from .pipeline import TaskInput, run_pipeline
-from .rewards import RewardWeights, elicitation_reward
-from .simulator import LLMSimulator, MatcherSimulator, UserSimulator
+from .rewards import RewardSpec, build_simulator, default_spec
+from .simulator import UserSimulator
+
+__all__ = ["auto_eval_run", "bootstrap_mean", "paired_difference"]  # auto-eval lives in training.autoeval
 
 SIMULATORS = ("embedding", "lexical", "llm")
 DEFAULT_CHUNK_SIZE = 16
@@ -43,28 +47,57 @@ def system_backend(system: System) -> Backend:
     )
 
 
-def make_matcher(name: str, params: dict[str, Any] | None = None) -> Matcher:
-    params = params or {}
-    if name == "embedding":
-        from .embedding import DEFAULT_THRESHOLD, EmbeddingMatcher
+class DjangoCacheMapping(MutableMapping[str, bool]):
+    """The LLM judge's verdict cache on the platform's shared cache (Redis in production): every worker
+    and every evaluation asks the judge model once per (prompt version, model, question, topic)."""
 
-        return EmbeddingMatcher(threshold=float(params.get("similarity_threshold", DEFAULT_THRESHOLD)))
-    if name == "lexical":
-        return LexicalMatcher()
-    raise ValueError(f"unknown matcher '{name}' (choose embedding or lexical)")
+    prefix = "pig:judge:"
+    timeout = 60 * 60 * 24 * 90
+
+    def __getitem__(self, key: str) -> bool:
+        value = cache.get(self.prefix + key)
+        if value is None:
+            raise KeyError(key)
+        return bool(value)
+
+    def __setitem__(self, key: str, value: bool) -> None:
+        cache.set(self.prefix + key, int(value), self.timeout)
+
+    def __delitem__(self, key: str) -> None:
+        cache.delete(self.prefix + key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())  # not enumerable; the judge only reads and writes by key
+
+    def __len__(self) -> int:
+        return 0
 
 
-def make_simulator(name: str, system: System) -> UserSimulator:
-    params = system.generation_params or {}
-    if name in ("embedding", "lexical"):
-        return MatcherSimulator(make_matcher(name, params))
-    if name == "llm":
-        # The user may be played by another system (e.g. a stronger model); by default the same one.
-        sim_name = params.get("simulator_system")
-        sim_system = System.objects.get(name=sim_name) if sim_name else system
-        matcher = make_matcher(params.get("simulator_matcher", "lexical"), params)
-        return LLMSimulator(system_backend(sim_system), params.get("simulator_params"), matcher=matcher)
-    raise ValueError(f"unknown simulator '{name}' (choose {', '.join(SIMULATORS)})")
+def spec_simulator(spec: RewardSpec) -> UserSimulator:
+    """The simulator a spec names, with the judge System's backend when it needs a model (one factory:
+    `rewards.build_simulator`, shared with training and the audit)."""
+    judge_backend = None
+    if spec.matcher == "llm" or spec.simulator == "llm":
+        judge = System.objects.filter(name=spec.judge_system).first()
+        if judge is None:
+            raise ValidationError(f"the reward spec's judge system {spec.judge_system!r} does not exist")
+        judge_backend = system_backend(judge)
+    llm_params = None
+    if judge_backend is not None:
+        llm_params = (judge.generation_params or {}).get("simulator_params")
+    return build_simulator(spec, judge_backend=judge_backend, cache=DjangoCacheMapping(), llm_params=llm_params)
+
+
+def spec_for_simulator_choice(choice: str, system: System, base: RewardSpec | None = None) -> RewardSpec:
+    """The generation form's simulator choice as a spec: the evaluation spec with that matcher, or with a
+    model playing the user (the system named by its `simulator_system` parameter, else the system itself)."""
+    base = base or default_spec()
+    if choice in ("embedding", "lexical"):
+        return base.with_overrides({"matcher": choice})
+    if choice == "llm":
+        player = (system.generation_params or {}).get("simulator_system") or system.name
+        return base.with_overrides({"simulator": "llm", "judge_system": player})
+    raise ValidationError(f"unknown simulator '{choice}' (choose {', '.join(SIMULATORS)})")
 
 
 def _chunk_size(system: System, override: int | None) -> int:
@@ -97,15 +130,18 @@ def generation_job_start(
     *,
     system: System,
     tasks: Iterable[Task],
-    simulator: str = "embedding",
+    spec: RewardSpec | None = None,
+    simulator: str = "",
     user: AbstractBaseUser | None = None,
     chunk_size: int | None = None,
 ) -> GenerationJob:
-    """Create a job for the tasks that still lack a candidate from `system` and enqueue its chunks."""
+    """Create a job for the tasks that still lack a candidate from `system` and enqueue its chunks.
+
+    The simulated user answers under `spec` (default: the evaluation spec; `simulator` picks its matcher)."""
     if system.backend == BackendChoice.STATIC:
         raise ValidationError(f"system '{system.name}' is static (imported outputs): it cannot generate")
-    if simulator not in SIMULATORS:
-        raise ValidationError(f"unknown simulator '{simulator}' (choose {', '.join(SIMULATORS)})")
+    if spec is None:
+        spec = spec_for_simulator_choice(simulator, system) if simulator else default_spec()
     task_ids = sorted({t.pk for t in tasks})
     if not task_ids:
         raise ValidationError("no tasks chosen")
@@ -114,7 +150,8 @@ def generation_job_start(
         job = GenerationJob.objects.create(
             system=system,
             task_ids=task_ids,
-            simulator=simulator,
+            simulator=spec.matcher if spec.simulator == "slot" else spec.simulator,
+            reward_spec=spec.as_dict(),
             total=len(task_ids),
             created_by=user if user is not None and user.is_authenticated else None,
         )
@@ -199,12 +236,16 @@ def generation_chunk_run(*, chunk: GenerationChunk) -> None:
     params.setdefault("seed", job.pk)
     outputs = []
     if tasks:
+        if job.reward_spec:
+            spec = RewardSpec.from_dict(job.reward_spec)
+        else:
+            spec = spec_for_simulator_choice(job.simulator, system)
         outputs = run_pipeline(
-            [TaskInput(t.key, t.masked_task, list(t.hidden_facts or [])) for t in tasks],
+            [TaskInput(t.key, t.masked_task, facts_of(list(t.hidden_facts or []), t.fact_slots)) for t in tasks],
             backend=system_backend(system),
             params=params,
-            simulator=make_simulator(job.simulator, system),
-            simulator_name=job.simulator,
+            simulator=spec_simulator(spec),
+            simulator_name=spec.label(),
         )
     by_key = {t.key: t for t in tasks}
     present = existing | {t.pk for t in tasks}
@@ -358,134 +399,6 @@ def generation_job_run_inline(*, job: GenerationJob) -> None:
             generation_chunk_run(chunk=chunk)
         except Exception as exc:
             generation_chunk_fail(chunk=chunk, error=f"{type(exc).__name__}: {exc}")
-
-
-# --- automatic evaluation -------------------------------------------------------------------------
-
-METRICS = ("reward", "coverage", "redundant_share", "duplicate_share", "outline_coverage")
-
-
-def candidate_scores(
-    *,
-    questions: Sequence[str],
-    outline: str,
-    masked_task: str,
-    hidden_facts: Sequence[str],
-    matcher: Matcher,
-    weights: RewardWeights,
-) -> dict[str, float]:
-    breakdown = elicitation_reward(questions, masked_task, hidden_facts, MatcherSimulator(matcher), weights)
-    outline_units = split_sentences(outline) or ([outline] if outline.strip() else [])
-    covered: set[int] = set()
-    if outline_units and hidden_facts:
-        for hits in matcher.match(outline_units, hidden_facts):
-            covered.update(hits)
-    return {
-        "reward": breakdown.reward,
-        "coverage": breakdown.coverage,
-        "redundant_share": breakdown.redundant_share,
-        "duplicate_share": breakdown.duplicate_share,
-        "outline_coverage": len(covered) / len(hidden_facts) if hidden_facts else 0.0,
-    }
-
-
-def bootstrap_mean(values: Sequence[float], *, n_boot: int = 2000, seed: int = 0) -> dict[str, float]:
-    import numpy as np
-
-    arr = np.asarray(values, dtype=float)
-    if arr.size == 0:
-        return {"mean": float("nan"), "lo": float("nan"), "hi": float("nan")}
-    rng = np.random.default_rng(seed)
-    means = arr[rng.integers(0, arr.size, size=(n_boot, arr.size))].mean(axis=1)
-    return {"mean": float(arr.mean()), "lo": float(np.quantile(means, 0.025)), "hi": float(np.quantile(means, 0.975))}
-
-
-def relative_improvement(
-    system_values: Sequence[float], baseline_values: Sequence[float], *, n_boot: int = 2000, seed: int = 0
-) -> dict[str, float]:
-    """(mean_system − mean_baseline) / |mean_baseline| on paired tasks, with a paired bootstrap interval."""
-    import numpy as np
-
-    s, b = np.asarray(system_values, dtype=float), np.asarray(baseline_values, dtype=float)
-    if s.size == 0 or abs(b.mean()) < 1e-12:
-        return {"mean": float("nan"), "lo": float("nan"), "hi": float("nan")}
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, s.size, size=(n_boot, s.size))
-    sb, bb = s[idx].mean(axis=1), b[idx].mean(axis=1)
-    ok = np.abs(bb) > 1e-12
-    ratios = (sb[ok] - bb[ok]) / np.abs(bb[ok])
-    return {
-        "mean": float((s.mean() - b.mean()) / abs(b.mean())),
-        "lo": float(np.quantile(ratios, 0.025)) if ratios.size else float("nan"),
-        "hi": float(np.quantile(ratios, 0.975)) if ratios.size else float("nan"),
-    }
-
-
-def auto_eval_run(
-    *,
-    systems: Sequence[System],
-    split: str = "",
-    baseline: System | None = None,
-    matcher: str = "embedding",
-    n_boot: int = 2000,
-) -> list[AutoEvalResult]:
-    """Score every system's candidates on the split's tasks and store one AutoEvalResult per system."""
-    if not systems:
-        raise ValidationError("choose at least one system")
-    match = make_matcher(matcher)
-    everyone = list({s.pk: s for s in [*systems, *([baseline] if baseline else [])]}.values())
-    candidates = Candidate.objects.filter(system__in=everyone).select_related("task")
-    if split:
-        candidates = candidates.filter(task__split=split)
-    scores: dict[int, dict[int, dict[str, float]]] = {s.pk: {} for s in everyone}
-    by_system = {s.pk: s for s in everyone}
-    for cand in candidates.order_by("task_id"):
-        system = by_system[cand.system_id]
-        weights = RewardWeights(max_questions=int((system.generation_params or {}).get("max_questions", 5)))
-        scores[cand.system_id][cand.task_id] = candidate_scores(
-            questions=list(cand.questions or []),
-            outline=cand.outline,
-            masked_task=cand.task.masked_task,
-            hidden_facts=list(cand.task.hidden_facts or []),
-            matcher=match,
-            weights=weights,
-        )
-    results = []
-    with transaction.atomic():
-        for system in systems:
-            mine = scores[system.pk]
-            metrics: dict[str, Any] = {
-                name: bootstrap_mean([v[name] for v in mine.values()], n_boot=n_boot) for name in METRICS
-            }
-            metrics["matcher"] = matcher
-            if baseline is not None and baseline.pk != system.pk:
-                theirs = scores[baseline.pk]
-                shared = sorted(set(mine) & set(theirs))
-                metrics["vs_baseline"] = {
-                    "baseline": baseline.name,
-                    "n_paired": len(shared),
-                    **{
-                        name: relative_improvement(
-                            [mine[t][name] for t in shared], [theirs[t][name] for t in shared], n_boot=n_boot
-                        )
-                        for name in ("reward", "coverage", "outline_coverage")
-                    },
-                }
-            results.append(
-                AutoEvalResult.objects.create(
-                    system=system, baseline=baseline, split=split, n_tasks=len(mine), metrics=_finite(metrics)
-                )
-            )
-    return results
-
-
-def _finite(value: Any) -> Any:
-    # JSON has no NaN: store None where a metric is undefined (no tasks, zero baseline).
-    if isinstance(value, float):
-        return None if value != value else round(value, 6)
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    return value
 
 
 def retry_countdown(retries: int, base_s: float, cap_s: float = 600.0) -> float:

@@ -17,8 +17,10 @@ from django.views.decorators.http import require_POST
 
 from annotation.models import Split, Study, Task
 
+from .autoeval import COMPARED
 from .generation import SIMULATORS, auto_eval_run, generation_job_cancel, generation_job_progress, generation_job_start
 from .models import AutoEvalResult, Backend, GenerationJob, System
+from .rewards import default_spec
 
 
 def _context(request: HttpRequest, title: str, **extra: object) -> dict[str, object]:
@@ -120,7 +122,15 @@ class AutoEvalForm(forms.Form):
     systems = forms.ModelMultipleChoiceField(queryset=System.objects.all())
     split = forms.ChoiceField(choices=[("", "all tasks"), *Split.choices], required=False, initial=Split.TEST)
     baseline = forms.ModelChoiceField(queryset=System.objects.all(), required=False)
-    matcher = forms.ChoiceField(choices=[("embedding", "embedding"), ("lexical", "lexical")], initial="embedding")
+    matcher = forms.ChoiceField(
+        choices=[
+            ("", "the baseline's spec (else the evaluation default)"),
+            ("embedding", "embedding"),
+            ("lexical", "lexical"),
+        ],
+        required=False,
+        help_text="Every system is scored under one reward spec.",
+    )
 
 
 @staff_member_required
@@ -128,9 +138,8 @@ def auto_eval(request: HttpRequest) -> HttpResponse:
     form = AutoEvalForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        auto_eval_run(
-            systems=list(data["systems"]), split=data["split"], baseline=data["baseline"], matcher=data["matcher"]
-        )
+        spec = default_spec().with_overrides({"matcher": data["matcher"]}) if data["matcher"] else None
+        auto_eval_run(systems=list(data["systems"]), split=data["split"], baseline=data["baseline"], spec=spec)
         messages.success(request, "Automatic evaluation stored.")
         return redirect("generation:auto-eval")
     results = AutoEvalResult.objects.select_related("system", "baseline")[:50]
@@ -157,8 +166,14 @@ def _flat(result: AutoEvalResult) -> dict[str, object]:
         metric = result.metrics.get(name) or {}
         row.update({name: metric.get("mean"), f"{name}_lo": metric.get("lo"), f"{name}_hi": metric.get("hi")})
     vs = result.metrics.get("vs_baseline") or {}
-    for name in ("reward", "coverage", "outline_coverage"):
-        row[f"{name}_rel_improvement"] = (vs.get(name) or {}).get("mean")
+    for name in COMPARED:
+        entry = vs.get(name) or {}
+        difference = entry.get("difference") or {}
+        row.update({f"{name}_diff": difference.get("mean"), f"{name}_diff_lo": difference.get("lo"),
+                    f"{name}_diff_hi": difference.get("hi")})  # fmt: skip
+        row[f"{name}_rel_change"] = (entry.get("relative") or {}).get("mean")
+        row[f"{name}_rel_note"] = entry.get("relative_note", "")
+    row["reward_spec"] = result.metrics.get("spec_label", "")
     return row
 
 

@@ -141,6 +141,9 @@ class TrainingSpec:
     output_dir: str
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     reward_config: dict[str, Any] = field(default_factory=dict)
+    reward_spec: dict[str, Any] = field(default_factory=dict)  # the run's frozen RewardSpec; {}: from the config
+    # The K in the questioner prompt: what the registered System will be asked with; 0 → the reward spec's K.
+    max_questions: int = 0
     device: str = "auto"
     resume: bool = False
     run_id: int | None = None
@@ -190,12 +193,13 @@ def launch_command(
 def build_dataset(spec: TrainingSpec):
     from datasets import Dataset
 
-    k = (spec.reward_config.get("weights") or {}).get("max_questions", 5)
+    k = questioner_k(spec)
     rows = [
         {
             "prompt": questioner_messages(task["masked_task"], k),
             "masked_task": task["masked_task"],
             "hidden_facts": list(task["hidden_facts"]),
+            "fact_slots": list(task.get("fact_slots") or []),
         }
         for task in spec.tasks
     ]
@@ -264,10 +268,21 @@ def grpo_config_kwargs(
     return kwargs
 
 
+def questioner_k(spec: TrainingSpec) -> int:
+    """The K of the questioner prompt, in GRPO and in the warm start alike."""
+    return spec.max_questions or _reward_spec(spec).k
+
+
+def _reward_spec(spec: TrainingSpec):
+    from .rewards import RewardSpec, spec_for_run
+
+    return RewardSpec.from_dict(spec.reward_spec) if spec.reward_spec else spec_for_run(spec.reward_config)
+
+
 def _reward_setup(spec: TrainingSpec):
     from .rewards import reward_setup
 
-    return reward_setup(spec.reward_config)
+    return reward_setup(spec.reward_config, _reward_spec(spec))
 
 
 def peft_config(spec: TrainingSpec):

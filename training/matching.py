@@ -1,15 +1,21 @@
-"""Question ↔ fact matching. Pure: numpy only, no Django.
+"""Question ↔ topic matching. Pure: numpy only, no Django.
 
-A matcher answers: for each question, which of these facts does it ask about? The user simulator and the
-elicitation reward both use one, so "revealed" means the same thing at training time and at evaluation.
-`LexicalMatcher` is deterministic and dependency-free (tests, quick rewards); the embedding matcher in
-`training.simulator` uses all-MiniLM-L6-v2 sentence embeddings."""
+A matcher answers: for each question, which of these targets does it ask about? The user simulator gives it
+slot descriptions of the hidden facts (`facts.slot_description`) and the sentences of the masked request, so
+"revealed" and "redundant" mean the same thing at training time and at evaluation. Every matcher scores
+(question, target) pairs (`similarities`) and matches at its `threshold`:
+
+* `LexicalMatcher` — shared content words; deterministic and dependency-free (tests, quick rewards);
+* `EmbeddingMatcher` (`training.embedding`) — all-MiniLM-L6-v2 cosine similarity;
+* `LLMJudgeMatcher` (`training.judge`) — a model asked yes/no per pair, verdicts cached by hash."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
+
+import numpy as np
 
 STOPWORDS = frozenset(
     """a an the and or but if then than of to in on at by for with from as is are was were be been being
@@ -40,17 +46,37 @@ def content_tokens(text: str) -> set[str]:
 
 
 class Matcher(Protocol):
-    def match(self, questions: Sequence[str], facts: Sequence[str]) -> list[list[int]]:
-        """For each question, the indices of the facts it asks about (possibly none)."""
+    name: str
+    threshold: float
+
+    def similarities(self, questions: Sequence[str], targets: Sequence[str]) -> Any:
+        """A (questions × targets) array of scores; a pair matches when its score reaches `threshold`."""
         ...
+
+    def match(self, questions: Sequence[str], targets: Sequence[str]) -> list[list[int]]:
+        """For each question, the indices of the targets it asks about (possibly none)."""
+        ...
+
+
+def match_at_threshold(scores: Any, threshold: float) -> list[list[int]]:
+    return [[int(j) for j in np.flatnonzero(row >= threshold)] for row in np.asarray(scores)]
 
 
 class LexicalMatcher:
     """A question asks about a fact when enough of the smaller side's content words are shared."""
 
+    name = "lexical"
+
     def __init__(self, threshold: float = 0.5, min_shared: int = 1) -> None:
         self.threshold = threshold
         self.min_shared = min_shared
+
+    def similarities(self, questions: Sequence[str], targets: Sequence[str]) -> Any:
+        scores = np.zeros((len(questions), len(targets)))
+        for i, question in enumerate(questions):
+            for j, target in enumerate(targets):
+                scores[i, j] = self.score(question, target)
+        return scores
 
     def score(self, question: str, fact: str) -> float:
         q, f = content_tokens(question), content_tokens(fact)
@@ -61,10 +87,35 @@ class LexicalMatcher:
             return 0.0
         return shared / min(len(q), len(f))
 
-    def match(self, questions: Sequence[str], facts: Sequence[str]) -> list[list[int]]:
-        return [[i for i, fact in enumerate(facts) if self.score(q, fact) >= self.threshold] for q in questions]
+    def match(self, questions: Sequence[str], targets: Sequence[str]) -> list[list[int]]:
+        return match_at_threshold(self.similarities(questions, targets), self.threshold)
+
+
+_CLAUSE = re.compile(
+    r",\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+(?=(?:how|what|when|where|who|which|is|are|do|does|will|can|should)\b)"
+)
+
+
+def question_parts(question: str) -> list[str]:
+    """The question and, for a compound one, its clauses ("How long…, how many…, and who…?")."""
+    parts = [p.strip() for p in _CLAUSE.split(question) if len(p.strip().split()) >= 2]
+    return [question, *parts] if len(parts) > 1 else [question]
 
 
 def split_sentences(text: str) -> list[str]:
     parts = re.split(r"(?<=[.!?;])\s+|\n+", text)
     return [p.strip() for p in parts if len(p.strip()) > 3]
+
+
+# A catch-all asks for nothing in particular: "Anything else I should know?", "Any other requirements?".
+_CATCH_ALL = re.compile(r"\b(anything|any|other|else|additional|further|extra|more)\b", re.IGNORECASE)
+_GENERIC = frozenset(
+    "else other additional extra further anything info information detail details requirement requirements "
+    "preference preferences constraint constraints consideration considerations context "
+    "add mention aware keep mind note should cover include consider".split()
+)
+
+
+def is_catch_all(question: str) -> bool:
+    """A generic question that names no topic of its own ("Anything else?", "Any other requirements?")."""
+    return bool(_CATCH_ALL.search(question)) and not (content_tokens(question) - _GENERIC)

@@ -51,6 +51,9 @@ class GenerationJob(models.Model):
     system = models.ForeignKey(System, on_delete=models.CASCADE, related_name="generation_jobs")
     task_ids = models.JSONField(default=list, help_text="Primary keys of the tasks to generate for.")
     simulator = models.CharField(max_length=20, default="embedding")
+    reward_spec = models.JSONField(
+        default=dict, blank=True, help_text="The frozen reward spec the simulated user answered under."
+    )
     status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
     total = models.PositiveIntegerField(default=0)
     done = models.PositiveIntegerField(default=0)
@@ -137,6 +140,17 @@ class TrainingRun(models.Model):
     tasks_file = models.CharField(max_length=500, blank=True, help_text="Or a JSONL file of tasks.")
     algorithm = models.CharField(max_length=10, choices=Algorithm.choices, default=Algorithm.GRPO)
     reward_config = models.JSONField(default=dict, blank=True)
+    reward_spec = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The frozen reward spec this run trains on: the evaluation spec unless reward_config overrides it.",
+    )
+    decoding_overrides = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Decoding parameters for the registered System that differ from the base System's "
+        '(e.g. {"temperature": 0.0}); empty: inherit them all.',
+    )
     hyperparameters = models.JSONField(default=dict, blank=True)
     device = models.CharField(max_length=10, choices=Device.choices, default=Device.AUTO)
     num_processes = models.PositiveSmallIntegerField(default=1)
@@ -207,6 +221,7 @@ class AutoEvalResult(models.Model):
     split = models.CharField(max_length=20, blank=True)
     n_tasks = models.PositiveIntegerField(default=0)
     metrics = models.JSONField(default=dict)
+    reward_spec = models.JSONField(default=dict, blank=True, help_text="The one spec every system was scored under.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -13,7 +13,7 @@ from typing import Any
 from .backends import Backend, GenerationResult
 from .parsing import parse_questions
 from .prompts import QUESTIONS_PROMPT_VERSION, questions_prompt
-from .simulator import SimulationItem, UserSimulator
+from .simulator import FactLike, SimulationItem, UserSimulator
 
 OUTLINE_PROMPT_VERSION = "outline-v1"
 DEFAULT_MAX_QUESTIONS = 5
@@ -29,7 +29,7 @@ OUTLINE_SYSTEM = (
 class TaskInput:
     key: str
     masked_task: str
-    hidden_facts: list[str]
+    hidden_facts: Sequence[FactLike]  # sentences, or slot/value Facts (training.facts)
 
 
 @dataclass

@@ -1,30 +1,47 @@
-"""The information-elicitation reward (see shared PAPER.md). Pure: no Django.
+"""The information-elicitation reward and the frozen reward spec (see shared PAPER.md). Pure: no Django.
 
-For a question set Q on one task:
+For a question set Q on one task, with the simulator's answers:
 
     reward = coverage − λ_redundant·redundant_share − λ_duplicate·duplicate_share
              − λ_length·max(0, |Q| − K) + λ_format·well_formed
 
-* coverage: share of hidden facts revealed by the simulator's answers, each fact counted once;
-* redundant: a question that reveals no hidden fact but asks about what the masked task already states;
+* coverage: share of hidden facts revealed by the simulator's answers, each fact counted once; a fact whose
+  value the question itself states (an echo: "Is the budget $6,000?") is confirmed, not revealed;
+* redundant: a question the simulator answered from the masked request (it asked what was already said);
 * duplicate: a question that reveals facts, all of which earlier questions already revealed, or that
   repeats an earlier question's wording;
-* well_formed: 1 ≤ |Q| ≤ K and every question ends with '?'.
+* well_formed: 1 ≤ |Q| ≤ K, every question ends with '?', and at least one question is on-topic for the
+  task (reveals a fact, is answered from the request, or shares a content word with the request or a slot) —
+  so gibberish earns nothing.
 "Genuinely new" information is therefore revealed, hidden, and not already given.
 
-`trl_reward_functions` adapts this to TRL's reward-function signature `(prompts, completions, **kw)`.
+A `RewardSpec` freezes every choice that changes the number (matcher, thresholds, K, weights, simulator) under
+a version; runs, generation jobs and auto-evaluations store the spec they used, and `build_simulator` is the
+one factory that turns a spec into a simulator. `trl_reward_functions` adapts the reward to TRL's signature.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any
 
-from .matching import split_sentences
+from .facts import Fact, as_facts, facts_of, value_conveyed
+from .matching import LexicalMatcher, Matcher, content_tokens
 from .parsing import parse_questions
-from .simulator import MatcherSimulator, UserSimulator
+from .simulator import FactLike, LLMSimulator, SimulationItem, SlotSimulator, UserSimulator
+
+if TYPE_CHECKING:
+    from collections.abc import MutableMapping
+
+    from .backends import Backend
+
+REWARD_SPEC_VERSION = "reward-v2"
+MATCHERS = ("embedding", "lexical", "llm")
+SIMULATOR_KINDS = ("slot", "llm")
 
 
 @dataclass(frozen=True)
@@ -33,15 +50,178 @@ class RewardWeights:
     duplicate: float = 0.25
     length: float = 0.1
     format: float = 0.1
-    max_questions: int = 5
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> RewardWeights:
+    def from_dict(cls, data: Mapping[str, Any] | None) -> RewardWeights:
         data = dict(data or {})
-        unknown = set(data) - set(cls.__dataclass_fields__)
+        unknown = set(data) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown reward weight(s): {', '.join(sorted(unknown))}")
         return cls(**data)
+
+
+NO_LIMIT = 2.0  # scores lie in [-1, 1]: a spread or margin of 2 never excludes anything
+
+
+@dataclass(frozen=True)
+class MatcherDefaults:
+    threshold: float
+    redundant_threshold: float
+    spread: float
+    given_margin: float
+
+
+# Tuned on the elicitation benchmark's DEV split only (`manage.py reward_audit --split dev`); see
+# docs/generation.md for the figures on DEV and TEST. Changing one is a new REWARD_SPEC_VERSION.
+MATCHER_DEFAULTS: dict[str, MatcherDefaults] = {
+    # embedding: a probability from the slot model (training/slotscore.py); redundant_threshold is a cosine.
+    "embedding": MatcherDefaults(threshold=0.25, redundant_threshold=0.4, spread=NO_LIMIT, given_margin=NO_LIMIT),
+    "lexical": MatcherDefaults(threshold=0.3, redundant_threshold=0.5, spread=NO_LIMIT, given_margin=NO_LIMIT),
+    "llm": MatcherDefaults(threshold=0.5, redundant_threshold=0.5, spread=NO_LIMIT, given_margin=0.0),
+}
+
+
+@dataclass(frozen=True)
+class RewardSpec:
+    """Everything that decides the elicitation reward of a question set. Frozen and versioned: two numbers
+    are comparable only when they were computed under equal specs (`digest`)."""
+
+    matcher: str = "embedding"
+    # None: the matcher's tuned default (filled in on construction). See `SlotSimulator` for their meaning.
+    threshold: float | None = None
+    redundant_threshold: float | None = None
+    spread: float | None = None
+    given_margin: float | None = None
+    # 6, not 5: a task hides up to six facts (the benchmark's maximum), and with K below that a perfect
+    # question set — one targeted question per fact — loses its format bonus and pays the length penalty.
+    k: int = 6
+    weights: RewardWeights = field(default_factory=RewardWeights)
+    simulator: str = "slot"  # slot: the matcher answers; llm: a model plays the user
+    catch_all_reveals: bool = False
+    judge_system: str = ""  # the System whose model judges (matcher "llm") or plays the user (simulator "llm")
+    value_recall: float = 0.3  # outline coverage: share of a value's key words needed
+    version: str = REWARD_SPEC_VERSION
+
+    def __post_init__(self) -> None:
+        if self.matcher not in MATCHERS:
+            raise ValueError(f"unknown matcher {self.matcher!r} (choose from {', '.join(MATCHERS)})")
+        if self.simulator not in SIMULATOR_KINDS:
+            raise ValueError(f"unknown simulator {self.simulator!r} (choose from {', '.join(SIMULATOR_KINDS)})")
+        if not isinstance(self.k, int) or isinstance(self.k, bool) or self.k < 1:
+            raise ValueError(f"k (max questions) must be a positive integer, not {self.k!r}")
+        if (self.matcher == "llm" or self.simulator == "llm") and not self.judge_system:
+            raise ValueError("an llm matcher or simulator needs judge_system (the System that plays it)")
+        defaults = MATCHER_DEFAULTS[self.matcher]
+        for name in ("threshold", "redundant_threshold", "spread", "given_margin"):
+            value = getattr(self, name)
+            if value is None:
+                object.__setattr__(self, name, getattr(defaults, name))
+            elif not isinstance(value, int | float) or isinstance(value, bool):
+                raise ValueError(f"{name} must be a number, not {value!r}")
+        if isinstance(self.weights, Mapping):
+            object.__setattr__(self, "weights", RewardWeights.from_dict(self.weights))
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def digest(self) -> str:
+        raw = json.dumps(self.as_dict(), sort_keys=True)
+        return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:12]
+
+    def label(self) -> str:
+        return f"{self.version} {self.matcher}@{self.threshold:g} K={self.k} #{self.digest}"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> RewardSpec:
+        data = dict(data or {})
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown reward spec field(s): {', '.join(sorted(unknown))}")
+        if "weights" in data:
+            data["weights"] = RewardWeights.from_dict(data["weights"])
+        return cls(**data)
+
+    def with_overrides(self, overrides: Mapping[str, Any] | None) -> RewardSpec:
+        """This spec with some fields changed; a changed matcher takes that matcher's defaults."""
+        overrides = dict(overrides or {})
+        if not overrides:
+            return self
+        base = self.as_dict()
+        if overrides.get("matcher", self.matcher) != self.matcher:
+            for name in ("threshold", "redundant_threshold", "spread", "given_margin"):
+                base[name] = None
+        if "weights" in overrides:
+            overrides["weights"] = {**base["weights"], **dict(overrides["weights"] or {})}
+        return RewardSpec.from_dict({**base, **overrides})
+
+    def differences(self, other: RewardSpec) -> list[tuple[str, Any, Any]]:
+        """(field, this spec's value, other's value) for every field that differs; weights per weight."""
+        mine, theirs = _flat(self.as_dict()), _flat(other.as_dict())
+        return [
+            (k, mine.get(k), theirs.get(k)) for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)
+        ]
+
+
+def _flat(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+DEFAULT_SPEC = RewardSpec()
+
+
+def default_spec() -> RewardSpec:
+    """The evaluation spec: what auto-eval and generation use, and what training uses unless overridden."""
+    return DEFAULT_SPEC
+
+
+def make_matcher(
+    spec: RewardSpec, *, judge_backend: Backend | None = None, cache: MutableMapping[str, bool] | None = None
+) -> Matcher:
+    if spec.matcher == "embedding":
+        from .embedding import EmbeddingMatcher
+
+        return EmbeddingMatcher(threshold=float(spec.threshold))
+    if spec.matcher == "lexical":
+        return LexicalMatcher(threshold=float(spec.threshold))
+    if judge_backend is None:
+        raise ValueError("the llm matcher needs the judge system's backend")
+    from .judge import LLMJudgeMatcher
+
+    return LLMJudgeMatcher(judge_backend, cache=cache)
+
+
+def build_simulator(
+    spec: RewardSpec,
+    *,
+    judge_backend: Backend | None = None,
+    cache: MutableMapping[str, bool] | None = None,
+    llm_params: Mapping[str, Any] | None = None,
+) -> UserSimulator:
+    """The one simulator factory: generation, training rewards, auto-eval and the audit all call it."""
+    matcher = make_matcher(spec, judge_backend=judge_backend, cache=cache)
+    if spec.simulator == "llm":
+        if judge_backend is None:
+            raise ValueError("the llm simulator needs the judge system's backend")
+        return LLMSimulator(judge_backend, dict(llm_params or {}), matcher=matcher)
+    scorer: Any = matcher
+    if spec.matcher == "embedding":
+        from .slotscore import EmbeddingSlotScorer
+
+        scorer = EmbeddingSlotScorer(threshold=float(spec.threshold))
+    return SlotSimulator(
+        scorer,
+        redundant_threshold=spec.redundant_threshold,
+        spread=float(spec.spread),
+        given_margin=float(spec.given_margin),
+        catch_all_reveals=spec.catch_all_reveals,
+    )
 
 
 @dataclass(frozen=True)
@@ -52,8 +232,10 @@ class RewardBreakdown:
     duplicate_share: float
     excess_questions: int
     well_formed: bool
+    on_topic: bool
     n_questions: int
     revealed: list[list[int]]  # per question, hidden-fact indices its answer revealed
+    redundant: list[bool]  # per question, answered from the masked request
     answers: list[str]
 
     def as_dict(self) -> dict[str, Any]:
@@ -64,38 +246,71 @@ def _normalise(question: str) -> str:
     return re.sub(r"\W+", " ", question.lower()).strip()
 
 
+def _clean_questions(questions: Sequence[str]) -> list[str]:
+    return [q.strip() for q in questions if q and q.strip()]
+
+
 def elicitation_reward(
     questions: Sequence[str],
     masked_task: str,
-    hidden_facts: Sequence[str],
+    hidden_facts: Sequence[FactLike],
     simulator: UserSimulator | None = None,
-    weights: RewardWeights | None = None,
+    spec: RewardSpec | None = None,
 ) -> RewardBreakdown:
-    simulator = simulator or MatcherSimulator()
-    weights = weights or RewardWeights()
-    questions = [q.strip() for q in questions if q and q.strip()]
+    spec = spec or DEFAULT_SPEC
+    simulator = simulator or build_simulator(spec)
+    facts = as_facts(hidden_facts)
+    questions = _clean_questions(questions)
+    answers = simulator.answer_many([SimulationItem(questions, facts, masked_task)])[0] if questions else []
+    return score_answers(questions, answers, masked_task, facts, spec)
+
+
+def elicitation_rewards(
+    items: Sequence[SimulationItem], simulator: UserSimulator, spec: RewardSpec
+) -> list[RewardBreakdown]:
+    """Many question sets at once: one batched simulator call (one embedding pass for a whole TRL batch)."""
+    cleaned = [SimulationItem(_clean_questions(i.questions), as_facts(i.hidden_facts), i.masked_task) for i in items]
+    answers = simulator.answer_many(cleaned)
+    return [
+        score_answers(list(i.questions), a, i.masked_task, list(i.hidden_facts), spec)
+        for i, a in zip(cleaned, answers, strict=True)
+    ]
+
+
+def on_topic(question: str, masked_task: str, facts: Sequence[Fact]) -> bool:
+    """Shares a content word with the request or with a hidden fact's slot name."""
+    vocabulary = content_tokens(masked_task).union(*(content_tokens(f.slot) for f in facts))
+    return bool(content_tokens(question) & vocabulary)
+
+
+def score_answers(
+    questions: Sequence[str], answers: Sequence[Any], masked_task: str, facts: Sequence[Fact], spec: RewardSpec
+) -> RewardBreakdown:
     n = len(questions)
-    answers = simulator.answer(questions, hidden_facts, masked_task)
+    weights = spec.weights
     revealed = [sorted(set(a.revealed)) for a in answers]
-
-    given = split_sentences(masked_task)
-    asks_given = simulator.matcher.match(questions, given) if given and n else [[] for _ in questions]
-
+    # A question that already states a hidden value ("Is the budget $6,000?") elicits nothing the asker did not
+    # know: the fact is confirmed, not revealed, and does not count towards coverage.
+    revealed = [
+        [j for j in hits if not value_conveyed(facts[j].value, question, slot=facts[j].slot)]
+        for question, hits in zip(questions, revealed, strict=True)
+    ]
+    redundant_flags = [bool(getattr(a, "redundant", False)) for a in answers]
     seen_facts: set[int] = set()
     seen_wording: set[str] = set()
     redundant = duplicate = 0
-    for question, facts, given_hits in zip(questions, revealed, asks_given, strict=True):
+    for question, hits, is_redundant in zip(questions, revealed, redundant_flags, strict=True):
         wording = _normalise(question)
-        if wording in seen_wording or (facts and set(facts) <= seen_facts):
+        if wording in seen_wording or (hits and set(hits) <= seen_facts):
             duplicate += 1
-        elif not facts and given_hits:
+        elif not hits and is_redundant:
             redundant += 1
-        seen_facts.update(facts)
+        seen_facts.update(hits)
         seen_wording.add(wording)
-
-    coverage = len(seen_facts) / len(hidden_facts) if hidden_facts else 0.0
-    excess = max(0, n - weights.max_questions)
-    well_formed = 1 <= n <= weights.max_questions and all(q.endswith("?") for q in questions)
+    topical = any(revealed) or any(redundant_flags) or any(on_topic(q, masked_task, facts) for q in questions)
+    coverage = len(seen_facts) / len(facts) if facts else 0.0
+    excess = max(0, n - spec.k)
+    well_formed = 1 <= n <= spec.k and all(q.endswith("?") for q in questions) and topical
     reward = (
         coverage
         - weights.redundant * (redundant / n if n else 0.0)
@@ -110,15 +325,72 @@ def elicitation_reward(
         duplicate_share=duplicate / n if n else 0.0,
         excess_questions=excess,
         well_formed=well_formed,
+        on_topic=topical,
         n_questions=n,
         revealed=revealed,
+        redundant=redundant_flags,
         answers=[a.text for a in answers],
     )
 
 
-def asks_on_topic(breakdown: RewardBreakdown) -> bool:
-    """At least one question is about the task: it reveals a hidden fact or asks about what the request says."""
-    return any(breakdown.revealed) or breakdown.redundant_share > 0
+def outline_covered(outline: str, hidden_facts: Sequence[FactLike], masked_task: str, spec: RewardSpec) -> list[int]:
+    """Indices of the hidden facts whose values the outline conveys (not merely their topics)."""
+    if not outline.strip():
+        return []
+    return [
+        j
+        for j, fact in enumerate(as_facts(hidden_facts))
+        if value_conveyed(fact.value, outline, known=masked_task, slot=fact.slot, min_recall=spec.value_recall)
+    ]
+
+
+METRICS = ("reward", "coverage", "redundant_share", "duplicate_share", "outline_coverage")
+
+
+@dataclass(frozen=True)
+class CandidateInput:
+    questions: Sequence[str]
+    outline: str
+    masked_task: str
+    hidden_facts: Sequence[FactLike]
+
+
+def candidates_scores(
+    candidates: Sequence[CandidateInput], *, spec: RewardSpec, simulator: UserSimulator
+) -> list[dict[str, float]]:
+    """The automatic metrics of many candidates under one spec, with one batched simulator call (auto-eval,
+    the demo check, benchmarks)."""
+    items = [SimulationItem(c.questions, as_facts(c.hidden_facts), c.masked_task) for c in candidates]
+    scores = []
+    for cand, breakdown in zip(candidates, elicitation_rewards(items, simulator, spec), strict=True):
+        facts = as_facts(cand.hidden_facts)
+        covered = outline_covered(cand.outline, facts, cand.masked_task, spec)
+        scores.append(
+            {
+                "reward": breakdown.reward,
+                "coverage": breakdown.coverage,
+                "redundant_share": breakdown.redundant_share,
+                "duplicate_share": breakdown.duplicate_share,
+                "outline_coverage": len(covered) / len(facts) if facts else 0.0,
+            }
+        )
+    return scores
+
+
+def candidate_scores(
+    *,
+    questions: Sequence[str],
+    outline: str,
+    masked_task: str,
+    hidden_facts: Sequence[FactLike],
+    spec: RewardSpec,
+    simulator: UserSimulator,
+) -> dict[str, float]:
+    """The automatic metrics of one candidate under one spec."""
+    [scores] = candidates_scores(
+        [CandidateInput(questions, outline, masked_task, hidden_facts)], spec=spec, simulator=simulator
+    )
+    return scores
 
 
 def completion_text(completion: Any) -> str:
@@ -133,20 +405,28 @@ def completion_text(completion: Any) -> str:
 
 
 REWARD_TERMS = ("elicitation", "coverage", "concise")
-SIMULATORS = ("lexical", "embedding")
-_CONFIG_KEYS = {"weights", "simulator", "terms", "concise_chars", "concise_requires_on_topic"}
+_CONFIG_KEYS = {"spec", "weights", "simulator", "terms", "concise_chars", "concise_requires_on_topic"}
+_LEGACY_SIMULATORS = {"lexical": "lexical", "embedding": "embedding"}
 
 
-def simulator_from_name(name: str = "lexical") -> UserSimulator:
-    """The lexical matcher by default (cheap per rollout); "embedding" uses all-MiniLM-L6-v2, as generation and
-    auto-eval do by default."""
-    if name == "lexical":
-        return MatcherSimulator()
-    if name == "embedding":
-        from .embedding import EmbeddingMatcher
+def spec_overrides_from_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A run's reward-spec overrides: `spec = {...}`, plus the older `weights` (with `max_questions`) and
+    `simulator = "lexical" | "embedding"` keys, which meant a matcher."""
+    config = dict(config or {})
+    overrides = dict(config.get("spec") or {})
+    weights = dict(config.get("weights") or {})
+    if "max_questions" in weights:
+        overrides.setdefault("k", weights.pop("max_questions"))
+    if weights:
+        overrides.setdefault("weights", weights)
+    if "simulator" in config:
+        overrides.setdefault("matcher", _LEGACY_SIMULATORS.get(config["simulator"], config["simulator"]))
+    return overrides
 
-        return MatcherSimulator(EmbeddingMatcher())
-    raise ValueError(f"unknown simulator {name!r} (choose from {', '.join(SIMULATORS)})")
+
+def spec_for_run(config: Mapping[str, Any] | None, evaluation: RewardSpec | None = None) -> RewardSpec:
+    """The spec a training run rewards with: the evaluation spec unless the run's config overrides it."""
+    return (evaluation or DEFAULT_SPEC).with_overrides(spec_overrides_from_config(config))
 
 
 def reward_config_problems(config: dict[str, Any] | None) -> list[str]:
@@ -155,18 +435,16 @@ def reward_config_problems(config: dict[str, Any] | None) -> list[str]:
     if not isinstance(config, dict):
         return ["reward configuration must be a JSON object"]
     problems = [f"unknown reward configuration key {k!r}" for k in sorted(set(config) - _CONFIG_KEYS)]
+    if not isinstance(config.get("spec", {}), dict) or not isinstance(config.get("weights", {}), dict):
+        return [*problems, "reward spec and weights must be JSON objects"]
     try:
-        weights = RewardWeights.from_dict(config.get("weights"))
+        spec = spec_for_run(config)
     except (TypeError, ValueError) as exc:
-        problems.append(f"reward weights: {exc}")
+        problems.append(f"reward spec: {exc}")
     else:
-        for name, value in asdict(weights).items():
+        for name, value in asdict(spec.weights).items():
             if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
                 problems.append(f"reward weight {name!r} must be a non-negative number, not {value!r}")
-        if isinstance(weights.max_questions, int | float) and weights.max_questions < 1:
-            problems.append("reward weight 'max_questions' must be at least 1")
-    if config.get("simulator", "lexical") not in SIMULATORS:
-        problems.append(f"unknown simulator {config.get('simulator')!r} (choose from {', '.join(SIMULATORS)})")
     terms = config.get("terms", {"elicitation": 1.0})
     if not isinstance(terms, dict) or not terms:
         problems.append('reward terms must be an object like {"elicitation": 1.0}')
@@ -186,19 +464,23 @@ def reward_config_problems(config: dict[str, Any] | None) -> list[str]:
     return problems
 
 
-def reward_setup(config: dict[str, Any] | None) -> tuple[list[Callable[..., list[float]]], list[float]]:
+def reward_setup(
+    config: dict[str, Any] | None, spec: RewardSpec | None = None, *, judge_backend: Backend | None = None
+) -> tuple[list[Callable[..., list[float]]], list[float]]:
     """TRL reward functions and their weights (`GRPOConfig.reward_weights`) from a run's reward config.
 
-    The coverage term is always computed (it is the number researchers read) but weighs 0 unless asked for."""
+    `spec` is the run's frozen spec (stored on the run); without it, the config's overrides of the evaluation
+    spec. The coverage term is always computed (it is the number researchers read) but weighs 0 unless asked."""
     problems = reward_config_problems(config)
     if problems:
         raise ValueError("; ".join(problems))
     config = config or {}
+    spec = spec or spec_for_run(config)
     terms = {"coverage": 0.0, **config.get("terms", {"elicitation": 1.0})}
     names = [name for name in REWARD_TERMS if name in terms]
     functions = trl_reward_functions(
-        simulator_from_name(config.get("simulator", "lexical")),
-        RewardWeights.from_dict(config.get("weights")),
+        spec,
+        build_simulator(spec, judge_backend=judge_backend),
         terms=names,
         concise_chars=config.get("concise_chars", 400),
         concise_requires_on_topic=config.get("concise_requires_on_topic", True),
@@ -207,8 +489,8 @@ def reward_setup(config: dict[str, Any] | None) -> tuple[list[Callable[..., list
 
 
 def trl_reward_functions(
+    spec: RewardSpec | None = None,
     simulator: UserSimulator | None = None,
-    weights: RewardWeights | None = None,
     *,
     terms: Sequence[str] = ("elicitation", "coverage"),
     concise_chars: int = 400,
@@ -219,50 +501,54 @@ def trl_reward_functions(
     * elicitation — the full elicitation reward; it also logs its parts through TRL's `log_metric`;
     * coverage — its coverage part alone (give it weight 0 in `reward_weights` to only log it);
     * concise — 1 − characters / `concise_chars` (floored at 0) for completions that ask at least one on-topic
-      question (`asks_on_topic`), else 0: a shaping term that must not reward silence or gibberish. Only tests of
-      the training machinery on a random-weight model (which never asks anything) turn the gate off.
+      question (`RewardBreakdown.on_topic`, the format bonus's condition), else 0: a shaping term must not
+      reward silence or gibberish. Only tests of the training machinery on a random-weight model (which never
+      asks anything) turn the gate off.
 
-    The dataset must carry `masked_task` and `hidden_facts` columns; TRL forwards them as kwargs."""
-    simulator = simulator or MatcherSimulator()
-    weights = weights or RewardWeights()
+    The dataset must carry `masked_task` and `hidden_facts` columns (and may carry `fact_slots`, the
+    parallel slot/value list); TRL forwards them as kwargs."""
+    spec = spec or DEFAULT_SPEC
+    simulator = simulator or build_simulator(spec)
     # TRL calls every reward function with the same completions list: score each batch once.
     cache: dict[str, Any] = {"completions": None, "breakdowns": None}
 
-    def _breakdowns(completions: list[Any], masked_task: list[str], hidden_facts: list[list[str]]):
+    def _breakdowns(completions: list[Any], masked_task: list[str], hidden_facts: list[list[str]], kwargs: dict):
         if cache["completions"] is not completions:
-            cache["breakdowns"] = [
-                elicitation_reward(parse_questions(completion_text(c)), task, list(facts), simulator, weights)
-                for c, task, facts in zip(completions, masked_task, hidden_facts, strict=True)
+            slots = kwargs.get("fact_slots") or [None] * len(completions)
+            items = [
+                SimulationItem(parse_questions(completion_text(c)), facts_of(list(facts), fs), task)
+                for c, task, facts, fs in zip(completions, masked_task, hidden_facts, slots, strict=True)
             ]
+            cache["breakdowns"] = elicitation_rewards(items, simulator, spec)
             cache["completions"] = completions
         return cache["breakdowns"]
 
     def elicitation(
         prompts: list[Any], completions: list[Any], masked_task: list[str], hidden_facts: list[list[str]], **kwargs: Any
     ) -> list[float]:
-        breakdowns = _breakdowns(completions, masked_task, hidden_facts)
+        breakdowns = _breakdowns(completions, masked_task, hidden_facts, kwargs)
         log_metric = kwargs.get("log_metric")
         if log_metric and breakdowns:
             n = len(breakdowns)
             log_metric("elicitation/redundant_share", sum(b.redundant_share for b in breakdowns) / n)
             log_metric("elicitation/duplicate_share", sum(b.duplicate_share for b in breakdowns) / n)
             log_metric("elicitation/well_formed", sum(b.well_formed for b in breakdowns) / n)
+            log_metric("elicitation/on_topic", sum(b.on_topic for b in breakdowns) / n)
             log_metric("elicitation/questions", sum(b.n_questions for b in breakdowns) / n)
         return [b.reward for b in breakdowns]
 
     def coverage(
         prompts: list[Any], completions: list[Any], masked_task: list[str], hidden_facts: list[list[str]], **kwargs: Any
     ) -> list[float]:
-        return [b.coverage for b in _breakdowns(completions, masked_task, hidden_facts)]
+        return [b.coverage for b in _breakdowns(completions, masked_task, hidden_facts, kwargs)]
 
     def concise(
         prompts: list[Any], completions: list[Any], masked_task: list[str], hidden_facts: list[list[str]], **kwargs: Any
     ) -> list[float]:
-        # Only for completions that ask something on-topic: otherwise brevity would reward saying nothing.
-        breakdowns = _breakdowns(completions, masked_task, hidden_facts)
+        breakdowns = _breakdowns(completions, masked_task, hidden_facts, kwargs)
         return [
             max(0.0, 1.0 - len(completion_text(c)) / concise_chars)
-            if asks_on_topic(b) or not concise_requires_on_topic
+            if b.on_topic or not concise_requires_on_topic
             else 0.0
             for c, b in zip(completions, breakdowns, strict=True)
         ]

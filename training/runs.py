@@ -23,9 +23,10 @@ from django.utils import timezone
 from annotation.models import Candidate, Split, Study, StudyKind, Task
 from pigplatform.queueing import enqueue_on_commit
 
+from .facts import fact_from_raw, facts_of
 from .grpo import FINAL_DIR, FINAL_INFO, TrainingSpec, hyperparameter_problems, merged_hyperparameters
 from .models import Algorithm, Backend, Device, JobStatus, Phase, System, TrainingMetric, TrainingRun
-from .rewards import reward_config_problems
+from .rewards import RewardSpec, default_spec, reward_config_problems, spec_for_run
 
 State = Literal["continue", "cancelled", "superseded"]
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
@@ -59,11 +60,16 @@ def training_run_tasks(run: TrainingRun) -> tuple[list[dict[str, Any]], list[str
     rows = Task.objects.order_by("pk")
     rows = rows.filter(split=run.task_split) if run.task_split else rows.filter(comparisons__study=run.task_study)
     tasks = [
-        {"masked_task": t["masked_task"], "hidden_facts": list(t["hidden_facts"])}
-        for t in rows.distinct().values("masked_task", "hidden_facts")
+        {"masked_task": t["masked_task"], "hidden_facts": list(t["hidden_facts"]), "fact_slots": _slots(t)}
+        for t in rows.distinct().values("masked_task", "hidden_facts", "fact_slots")
         if t["hidden_facts"]
     ]
     return tasks, [] if tasks else ["no training tasks with hidden facts in the chosen source"]
+
+
+def _slots(row: dict[str, Any]) -> list[dict[str, str]]:
+    facts = facts_of(list(row["hidden_facts"]), row.get("fact_slots"))
+    return [{"slot": f.slot, "value": f.value} for f in facts]
 
 
 def _tasks_from_file(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
@@ -81,10 +87,14 @@ def _tasks_from_file(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
         masked, facts = (row.get("masked_task"), row.get("hidden_facts")) if isinstance(row, dict) else (None, None)
         if not isinstance(masked, str) or not masked.strip():
             problems.append(f"tasks file line {number}: masked_task must be a non-empty string")
-        elif not isinstance(facts, list) or not facts or not all(isinstance(f, str) for f in facts):
-            problems.append(f"tasks file line {number}: hidden_facts must be a non-empty list of strings")
+        elif not isinstance(facts, list) or not facts or not all(isinstance(f, str | dict) for f in facts):
+            problems.append(
+                f"tasks file line {number}: hidden_facts must be a non-empty list of strings or {{slot, value}} objects"
+            )
         else:
-            tasks.append({"masked_task": masked, "hidden_facts": facts})
+            parsed = [fact_from_raw(f) for f in facts]
+            slots = [{"slot": f.slot, "value": f.value} for f in parsed]
+            tasks.append({"masked_task": masked, "hidden_facts": [f.text for f in parsed], "fact_slots": slots})
     if not tasks and not problems:
         problems.append(f"tasks file {path} holds no tasks")
     return tasks, problems[:20]
@@ -173,12 +183,41 @@ def training_run_spec(run: TrainingRun, *, resume: bool = False) -> TrainingSpec
         output_dir=run.output_dir or str(Path(settings.PIG["RUNS_DIR"]) / run.name),
         hyperparameters=dict(run.hyperparameters or {}),
         reward_config=dict(run.reward_config or {}),
+        reward_spec=dict(run.reward_spec or training_run_reward_spec(run).as_dict()),
+        max_questions=int(training_run_decoding(run)["max_questions"]),
         device=run.device,
         resume=resume,
         run_id=run.pk,
         attempt=run.attempt,
         deepspeed_config=run.deepspeed_config,
     )
+
+
+def training_run_reward_spec(run: TrainingRun) -> RewardSpec:
+    """The run's frozen spec; for a run stored before specs existed, its config over the evaluation spec."""
+    return RewardSpec.from_dict(run.reward_spec) if run.reward_spec else spec_for_run(run.reward_config)
+
+
+def training_run_spec_differences(run: TrainingRun) -> list[tuple[str, Any, Any]]:
+    """(field, the run's value, the evaluation spec's value) where the run trains on another reward."""
+    try:
+        return training_run_reward_spec(run).differences(default_spec())
+    except (TypeError, ValueError):
+        return []
+
+
+DECODING_PARAMS = ("temperature", "top_p", "top_k", "max_new_tokens", "seed", "max_questions")
+
+
+def decoding_problems(overrides: Any) -> list[str]:
+    if not isinstance(overrides, dict):
+        return ["decoding overrides must be a JSON object"]
+    problems = [f"unknown decoding parameter {k!r} (choose from {', '.join(DECODING_PARAMS)})"
+                for k in sorted(set(overrides) - set(DECODING_PARAMS))]  # fmt: skip
+    for key, value in overrides.items():
+        if key in DECODING_PARAMS and (not isinstance(value, int | float) or isinstance(value, bool) or value < 0):
+            problems.append(f"decoding parameter {key!r} must be a non-negative number, not {value!r}")
+    return problems
 
 
 # ---------------------------------------------------------------- writes from the researcher's side
@@ -194,6 +233,7 @@ def training_run_create(
     tasks_file: str = "",
     reward_config: dict[str, Any] | None = None,
     hyperparameters: dict[str, Any] | None = None,
+    decoding_overrides: dict[str, Any] | None = None,
     device: str = Device.AUTO,
     num_processes: int = 1,
     deepspeed_config: str = "",
@@ -213,12 +253,15 @@ def training_run_create(
         algorithm=Algorithm.GRPO,
         reward_config=reward_config or {},
         hyperparameters=hyperparameters or {},
+        decoding_overrides=decoding_overrides or {},
         device=device,
         num_processes=num_processes,
         deepspeed_config=deepspeed_config,
         created_by=created_by,
     )
     run.max_steps = _max_steps(run)
+    # Frozen now: a later change of the evaluation default must not change what this run trained on.
+    run.reward_spec = {} if reward_config_problems(run.reward_config) else spec_for_run(run.reward_config).as_dict()
     run.full_clean()
     run.save()
     return run
@@ -248,6 +291,7 @@ def training_run_problems(run: TrainingRun) -> list[str]:
         )
     problems += hyperparameter_problems(run.hyperparameters, num_processes=run.num_processes)
     problems += reward_config_problems(run.reward_config)
+    problems += decoding_problems(run.decoding_overrides)
     if run.device == Device.CPU and run.num_processes != 1:
         problems.append("CPU runs use one process (num_processes = 1)")
     if run.deepspeed_config and not Path(run.deepspeed_config).is_file():
@@ -309,6 +353,8 @@ def training_run_start(*, run: TrainingRun, enqueue: bool = True) -> TrainingRun
         finished_at=None,
         output_dir=output_dir,
         max_steps=_max_steps(run),
+        # Frozen at start (the configuration is read-only once launched): the reward this run trains on.
+        reward_spec=spec_for_run(run.reward_config).as_dict(),
     )
     if not claimed:
         raise TrainingRunError(f"run {run.name} changed meanwhile; reload and try again")
@@ -433,6 +479,28 @@ def _final_steps(run: TrainingRun) -> int:
         return 0
 
 
+def training_run_base_system(run: TrainingRun) -> System | None:
+    """The run's base System, or the System serving the same base model path (a run started from a path)."""
+    if run.base_system_id:
+        return run.base_system
+    if not run.base_model_path:
+        return None
+    path = training_run_model_path(run)
+    paths = {run.base_model_path, str(path)} if path else {run.base_model_path}
+    return System.objects.filter(model_path__in=paths, training_run=None).order_by("pk").first()
+
+
+def training_run_decoding(run: TrainingRun) -> dict[str, Any]:
+    """The registered System's generation parameters. Base and trained model must be generated alike, or a
+    comparison measures decoding, not training: the base System's parameters (temperature, top_p,
+    max_new_tokens, seed, max_questions…) are inherited unless the run overrides them."""
+    base = training_run_base_system(run)
+    params = dict(base.generation_params or {}) if base else {}
+    params.setdefault("max_questions", training_run_reward_spec(run).k)
+    params.update(run.decoding_overrides or {})
+    return params
+
+
 def training_run_register_system(*, run: TrainingRun) -> System:
     """The finished model (or LoRA adapter on its base) becomes a `transformers` System linked to the run."""
     existing = System.objects.filter(training_run=run).first()
@@ -443,8 +511,7 @@ def training_run_register_system(*, run: TrainingRun) -> System:
     if not info_path.is_file():
         raise ValueError(f"no finished model in {final}")
     info = json.loads(info_path.read_text(encoding="utf-8"))
-    params = dict(run.base_system.generation_params) if run.base_system_id else {}
-    params.setdefault("max_questions", (run.reward_config.get("weights") or {}).get("max_questions", 5))
+    params = training_run_decoding(run)
     if info.get("adapter"):
         # transformers loads base + adapter from the adapter directory (adapter_config.json names the base).
         params.update(adapter=True, base_model_path=info["base_model_path"])

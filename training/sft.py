@@ -94,12 +94,11 @@ def build_sft_trainer(spec: TrainingSpec, callbacks: list | None = None):
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from .grpo import peft_config, resolve_device
+    from .grpo import peft_config, questioner_k, resolve_device
 
     device = resolve_device(spec.device)
     bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
-    k = (spec.reward_config.get("weights") or {}).get("max_questions", 5)
-    rows = sft_rows(spec.warm_start.get("examples", []), k)
+    rows = sft_rows(spec.warm_start.get("examples", []), questioner_k(spec))
     if not rows:
         raise ValueError("the warm start has no examples with questions")
     config = SFTConfig(**sft_config_kwargs(spec, device=device, bf16_supported=bf16))

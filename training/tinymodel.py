@@ -28,7 +28,8 @@ def _corpus() -> list[str]:
     if demo.exists():
         for line in demo.read_text(encoding="utf-8").splitlines():
             row = json.loads(line)
-            texts += [row["full_task"], row["masked_task"], *row["hidden_facts"], row.get("reference_outline", "")]
+            facts = [f if isinstance(f, str) else f["text"] for f in row["hidden_facts"]]
+            texts += [row["full_task"], row["masked_task"], *facts, row.get("reference_outline", "")]
     return texts
 
 

@@ -14,7 +14,13 @@ from django.utils.html import escape
 from django.views.decorators.http import require_GET
 
 from .models import Phase, TrainingRun
-from .runs import training_run_curve, training_run_is_dead, training_run_signal_warning
+from .runs import (
+    training_run_curve,
+    training_run_is_dead,
+    training_run_reward_spec,
+    training_run_signal_warning,
+    training_run_spec_differences,
+)
 
 # Panels of (title, series): a series is (legend, metric key, phase or None for any phase).
 PANELS = (
@@ -146,7 +152,16 @@ def run_progress_context(run: TrainingRun) -> dict:
         "completions": run.last_completions or [],
         "signal_warning": training_run_signal_warning(run),
         "live": run.status in ("queued", "running"),
+        "reward_spec_label": _spec_label(run),
+        "spec_differences": training_run_spec_differences(run),
     }
+
+
+def _spec_label(run: TrainingRun) -> str:
+    try:
+        return training_run_reward_spec(run).label()
+    except (TypeError, ValueError) as exc:
+        return f"invalid reward configuration: {exc}"
 
 
 @staff_member_required

@@ -64,6 +64,19 @@ def test_three_bad_lines_among_fifty_good_are_reported_and_nothing_is_written():
         (json.dumps(task_row(1, split="dev")).encode(), "split"),
         (json.dumps([1, 2]).encode(), "expected a JSON object"),
         (("[" * 5000 + "]" * 5000).encode(), "JSON"),
+        (
+            json.dumps(task_row(1, hidden_facts=[{"slot": "budget"}])).encode(),
+            "hidden fact 1 needs a non-empty string 'value'",
+        ),
+        (
+            json.dumps(task_row(1, hidden_facts=["ok", {"slot": "x", "value": "y", "size": 3}])).encode(),
+            "hidden fact 2 has unknown field",
+        ),
+        (
+            json.dumps(task_row(1, hidden_facts=["ok", 5])).encode(),
+            "hidden fact 2 must be a string or a {slot, value} object",
+        ),
+        (json.dumps(task_row(1, hidden_facts=[])).encode(), "'hidden_facts' must be a non-empty list"),
     ],
 )
 def test_each_kind_of_bad_line_gets_a_reason(line: bytes, reason: str):
@@ -71,6 +84,39 @@ def test_each_kind_of_bad_line_gets_a_reason(line: bytes, reason: str):
         tasks_import(lines=[json.dumps(task_row(0)).encode(), line])
     assert exc.value.errors[0].line == 2
     assert reason in exc.value.errors[0].message
+
+
+def test_hidden_facts_may_be_sentences_or_slot_value_objects():
+    facts = [
+        "The deadline is in May.",
+        {"slot": "budget", "value": "$35,000", "text": "The budget is $35,000."},
+        {"slot": "audience", "value": "city council members"},
+    ]
+    tasks_import(lines=to_bytes([task_row(1, hidden_facts=facts)]))
+    task = Task.objects.get(key="t-001")
+    assert task.hidden_facts == [
+        "The deadline is in May.",
+        "The budget is $35,000.",
+        "The audience is city council members.",
+    ]
+    assert task.fact_slots == [
+        {"slot": "deadline", "value": "in May"},  # derived from the sentence
+        {"slot": "budget", "value": "$35,000"},
+        {"slot": "audience", "value": "city council members"},
+    ]
+
+
+def test_the_demo_tasks_carry_explicit_slots_for_every_hidden_fact():
+    path = Path(__file__).resolve().parents[2] / "annotation" / "fixtures" / "demo" / "tasks.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert len(rows) == 36
+    for row in rows:
+        for fact in row["hidden_facts"]:
+            assert isinstance(fact, dict), row["key"]
+            assert fact["slot"], row["key"]
+            assert fact["text"], row["key"]
+            assert fact["value"].lower() in row["full_task"].lower(), (row["key"], fact["value"])
+            assert fact["value"].lower() not in row["masked_task"].lower(), (row["key"], fact["value"])
 
 
 def test_a_key_repeated_in_the_file_is_reported_with_both_lines():

@@ -15,6 +15,7 @@ from training.generation import (
     generation_job_start,
 )
 from training.models import AutoEvalResult, Backend, ChunkStatus, JobStatus
+from training.rewards import RewardSpec
 
 from .chat_server import ChatServer, scripted_reply
 
@@ -147,6 +148,9 @@ def test_generate_candidates_command_runs_inline_with_a_progress_bar(capsys):
         call_command("generate_candidates", "--system", "chatty", "--tasks", "nope")
 
 
+LEXICAL = RewardSpec(matcher="lexical")
+
+
 def test_auto_eval_scores_systems_against_a_baseline_and_exports(client, researcher):
     asker, mute = SystemFactory(name="asker"), SystemFactory(name="mute")
     for task in tasks(6):
@@ -157,14 +161,20 @@ def test_auto_eval_scores_systems_against_a_baseline_and_exports(client, researc
             outline="- Budget: $5,000.\n- Deadline: March 3.",
         )
         CandidateFactory(task=task, system=mute, questions=["What is the budget?", "What tone?"], outline="- Plan.")
-    results = auto_eval_run(systems=[asker, mute], split="test", baseline=mute, matcher="lexical", n_boot=200)
+    results = auto_eval_run(systems=[asker, mute], split="test", baseline=mute, spec=LEXICAL, n_boot=200)
     asker_metrics = results[0].metrics
     assert results[0].n_tasks == 6
     assert asker_metrics["coverage"]["mean"] == 1.0
     assert asker_metrics["outline_coverage"]["mean"] == 1.0
     assert results[1].metrics["coverage"]["mean"] == 0.5
-    assert asker_metrics["vs_baseline"]["coverage"]["mean"] == pytest.approx(1.0)  # +100 %
+    coverage = asker_metrics["vs_baseline"]["coverage"]
+    assert coverage["difference"]["mean"] == pytest.approx(0.5)
+    assert coverage["relative"]["mean"] == pytest.approx(1.0)  # +100 %: the baseline's 0.5 is clearly above 0
+    outline = asker_metrics["vs_baseline"]["outline_coverage"]
+    assert outline["relative"] is None  # the baseline conveys no value: no ratio to a zero mean
+    assert "not above zero" in outline["relative_note"]
     assert "vs_baseline" not in results[1].metrics
+    assert all(r.reward_spec == LEXICAL.as_dict() for r in results)
     client.force_login(researcher)
     csv = client.get(reverse("generation:auto-eval-export", args=["csv"])).content.decode()
     assert csv.splitlines()[0].startswith("id,system,baseline,split,n_tasks")
@@ -172,13 +182,41 @@ def test_auto_eval_scores_systems_against_a_baseline_and_exports(client, researc
     assert AutoEvalResult.objects.count() == 2
 
 
-def test_auto_eval_command_prints_a_table(capsys):
-    asker = SystemFactory(name="asker")
-    CandidateFactory(task=tasks(1)[0], system=asker)
-    call_command("auto_eval", "--systems", "asker", "--matcher", "lexical")
+def test_auto_eval_uses_one_k_for_every_system_whatever_their_own_max_questions(researcher):
+    many = [f"Question {i} about the plan?" for i in range(8)]
+    strict = SystemFactory(name="strict", generation_params={"max_questions": 3})
+    loose = SystemFactory(name="loose", generation_params={"max_questions": 15})
+    task = tasks(1)[0]
+    CandidateFactory(task=task, system=strict, questions=many, outline="")
+    CandidateFactory(task=task, system=loose, questions=many, outline="")
+    results = auto_eval_run(systems=[strict, loose], spec=LEXICAL, n_boot=50)
+    assert results[0].metrics["reward"]["mean"] == results[1].metrics["reward"]["mean"]
+    assert results[0].metrics["reward"]["mean"] == pytest.approx(-0.1 * (8 - LEXICAL.k))
+
+
+def test_auto_eval_takes_the_baselines_spec_when_none_is_given(researcher):
+    base = SystemFactory(name="base", backend=Backend.TRANSFORMERS, model_path="/models/x")
+    other = SystemFactory(name="other")
+    task = tasks(1)[0]
+    generation_job_start(system=base, tasks=[task], spec=LEXICAL.with_overrides({"k": 2}))
+    CandidateFactory(task=task, system=base, questions=["What is the budget?"], outline="")
+    CandidateFactory(task=task, system=other, questions=["What is the budget?"], outline="")
+    [result] = auto_eval_run(systems=[other], baseline=base, n_boot=50)
+    assert result.reward_spec["k"] == 2
+    assert result.reward_spec["matcher"] == "lexical"
+
+
+def test_auto_eval_command_prints_a_table_with_paired_differences(capsys):
+    asker, mute = SystemFactory(name="asker"), SystemFactory(name="mute")
+    for task in tasks(3):
+        CandidateFactory(task=task, system=asker, questions=["What is the budget?"])
+        CandidateFactory(task=task, system=mute, questions=["What tone?"])
+    call_command("auto_eval", "--systems", "asker", "--baseline", "mute", "--matcher", "lexical")
     out = capsys.readouterr().out
     assert "asker" in out
-    assert "reward" in out
+    assert "reward spec: reward-v2 lexical" in out
+    assert "difference +0.500" in out  # coverage: 1 of 2 facts against none
+    assert "not above zero" in out  # no relative change against a baseline at zero
     with pytest.raises(CommandError, match="unknown system"):
         call_command("auto_eval", "--systems", "ghost")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from training.grpo import (
     launch_command,
 )
 from training.prompts import questions_prompt
+from training.rewards import DEFAULT_SPEC
 
 TASKS = [
     {"masked_task": f"Write an outline for grant proposal {i}.", "hidden_facts": ["The budget is $5,000."]}
@@ -71,7 +73,9 @@ def test_prompts_are_chat_messages_asking_for_questions_about_the_masked_task(tm
     assert row["prompt"][1]["role"] == "user"
     assert row["prompt"][1]["content"].startswith(TASKS[0]["masked_task"])
     # Trained on exactly the prompt that candidate generation later uses.
-    assert row["prompt"] == questions_prompt(TASKS[0]["masked_task"], 5)
+    assert row["prompt"] == questions_prompt(TASKS[0]["masked_task"], DEFAULT_SPEC.k)
+    k3 = build_dataset(replace(_spec(tmp_path), max_questions=3))[0]
+    assert k3["prompt"] == questions_prompt(TASKS[0]["masked_task"], 3)
     assert row["masked_task"] == TASKS[0]["masked_task"]
     assert row["hidden_facts"] == TASKS[0]["hidden_facts"]
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from training.backends.transformers import TransformersBackend
 from training.pipeline import QUESTIONS_PROMPT_VERSION, TaskInput, run_pipeline
-from training.simulator import NOT_SPECIFIED, MatcherSimulator
+from training.simulator import NOT_SPECIFIED, SlotSimulator
 
 from .chat_server import scripted_reply
 from .scripted import ScriptedBackend
@@ -15,7 +15,7 @@ TASKS = [
 
 def test_pipeline_asks_simulates_and_outlines_with_one_model_call_per_stage():
     backend = ScriptedBackend(lambda messages: scripted_reply({"messages": messages}, 0)[1])
-    outputs = run_pipeline(TASKS, backend=backend, params={"max_questions": 2, "seed": 4}, simulator=MatcherSimulator())
+    outputs = run_pipeline(TASKS, backend=backend, params={"max_questions": 2, "seed": 4}, simulator=SlotSimulator())
     assert len(backend.calls) == 2
     assert all(len(call) == 2 for call in backend.calls)
     bees, trip = outputs
@@ -36,7 +36,7 @@ def test_pipeline_asks_simulates_and_outlines_with_one_model_call_per_stage():
 def test_pipeline_runs_on_the_tiny_model_and_keeps_at_most_k_questions(tiny_model_dir):
     backend = TransformersBackend(str(tiny_model_dir), device="cpu")
     params = {"max_questions": 3, "max_new_tokens": 24, "temperature": 0.8, "seed": 1}
-    outputs = run_pipeline(TASKS, backend=backend, params=params, simulator=MatcherSimulator())
+    outputs = run_pipeline(TASKS, backend=backend, params=params, simulator=SlotSimulator())
     for out in outputs:
         assert len(out.questions) <= 3
         assert len(out.answers) == len(out.questions) == len(out.revealed)

@@ -7,12 +7,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from tests import factories
 from tests.training.training_helpers import DENSE, FAST, make_train_tasks
 from training.grpo import FINAL_DIR, FINAL_INFO
 from training.models import Backend, JobStatus, TrainingMetric, TrainingRun
+from training.rewards import DEFAULT_SPEC
 from training.runs import (
     TrainingRunError,
     training_run_beat,
@@ -24,6 +26,7 @@ from training.runs import (
     training_run_record_metrics,
     training_run_register_system,
     training_run_resume,
+    training_run_spec,
     training_run_start,
     training_run_validate,
 )
@@ -247,3 +250,68 @@ def test_success_without_a_saved_model_is_recorded_as_a_failure(model_dir, djang
     run.refresh_from_db()
     assert run.status == JobStatus.FAILED
     assert "could not be registered: no finished model" in run.error
+
+
+DECODING = {"temperature": 0.3, "top_p": 0.8, "max_new_tokens": 200, "seed": 11, "max_questions": 4}
+
+
+def _finished(run: TrainingRun, django_capture_on_commit_callbacks) -> TrainingRun:
+    with django_capture_on_commit_callbacks():
+        training_run_start(run=run)
+    training_run_claim(run_id=run.pk, attempt=1)
+    _fake_final(run, adapter=False)
+    assert training_run_finish(run_id=run.pk, attempt=1, status=JobStatus.SUCCEEDED)
+    run.refresh_from_db()
+    return run
+
+
+def test_a_trained_system_is_generated_exactly_like_its_base_system(model_dir, django_capture_on_commit_callbacks):
+    base = factories.SystemFactory(name="base", backend=Backend.TRANSFORMERS, model_path=str(model_dir),
+                                   generation_params=DECODING)  # fmt: skip
+    run = _finished(_run(model_dir, base_model_path="", base_system=base), django_capture_on_commit_callbacks)
+    assert run.systems.get().generation_params == DECODING
+    # …and it was trained on the prompt it will be asked with: the base's K, not the reward's.
+    assert training_run_spec(run).max_questions == 4
+
+
+def test_a_run_from_a_model_path_inherits_the_system_serving_that_path(model_dir, django_capture_on_commit_callbacks):
+    factories.SystemFactory(name="smol", backend=Backend.TRANSFORMERS, model_path=str(model_dir),
+                            generation_params=DECODING)  # fmt: skip
+    run = _finished(_run(model_dir), django_capture_on_commit_callbacks)
+    assert run.systems.get().generation_params == DECODING
+
+
+def test_the_run_may_override_decoding_parameters_one_by_one(model_dir, django_capture_on_commit_callbacks):
+    base = factories.SystemFactory(name="base", backend=Backend.TRANSFORMERS, model_path=str(model_dir),
+                                   generation_params=DECODING)  # fmt: skip
+    run = _run(model_dir, base_model_path="", base_system=base, decoding_overrides={"temperature": 0.0})
+    run = _finished(run, django_capture_on_commit_callbacks)
+    assert run.systems.get().generation_params == {**DECODING, "temperature": 0.0}
+
+
+def test_unknown_decoding_overrides_are_refused(model_dir):
+    run = _run(model_dir, decoding_overrides={"temprature": 0.0})
+    assert any("unknown decoding parameter 'temprature'" in p for p in training_run_validate(run=run))
+
+
+def test_a_run_freezes_the_evaluation_spec_at_start_and_its_page_shows_any_override(
+    model_dir, client, researcher, django_capture_on_commit_callbacks
+):
+    same = _run(model_dir, name="same")
+    other = _run(model_dir, name="other", reward_config={"spec": {"matcher": "lexical", "k": 3}})
+    with django_capture_on_commit_callbacks():
+        training_run_start(run=same)
+        training_run_start(run=other)
+    same.refresh_from_db()
+    other.refresh_from_db()
+    assert same.reward_spec == DEFAULT_SPEC.as_dict()
+    assert other.reward_spec["matcher"] == "lexical"
+    assert other.reward_spec["k"] == 3
+    client.force_login(researcher)
+    page = client.get(reverse("admin:training_trainingrun_change", args=[other.pk])).content.decode()
+    assert "trains on a different reward than evaluation uses" in page
+    assert "<td>matcher</td><td>lexical</td><td>embedding</td>" in page
+    assert (
+        "Same reward spec as evaluation."
+        in client.get(reverse("admin:training_trainingrun_change", args=[same.pk])).content.decode()
+    )

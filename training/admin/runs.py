@@ -35,6 +35,7 @@ CONFIG_FIELDS = (
     "warm_start_steps",
     "algorithm",
     "reward_config",
+    "decoding_overrides",
     "hyperparameters",
     "device",
     "num_processes",
@@ -53,6 +54,7 @@ STATE_FIELDS = (
     "finished_at",
     "created_by",
     "created_at",
+    "reward_spec",
     "log",
 )
 OPERATIONS = {
@@ -88,7 +90,8 @@ class TrainingRunAdmin(admin.ModelAdmin):
         keys += ("max_completion_length", "beta", "temperature", "seed", "save_steps", "lora", "lora_r", "lora_alpha")
         return {
             "hyperparameters": {k: hp[k] for k in keys},
-            "reward_config": {"simulator": "lexical", "terms": {"elicitation": 1.0}},
+            # No spec overrides: the run trains on the reward evaluation uses.
+            "reward_config": {"terms": {"elicitation": 1.0}},
             "task_split": "train",
         }
 

@@ -9,7 +9,10 @@ TOML keys (see docs/training.md and training/configs/example.toml):
     deepspeed_config = ""                    # optional DeepSpeed JSON (ZeRO-2/3)
     warm_start = { source = "system:proactive-rl", steps = 20 }  # optional SFT phase first (or "study:SLUG")
     [hyperparameters]                        # any of training.grpo.DEFAULT_HYPERPARAMETERS
-    [reward]                                 # simulator, terms, concise_chars, [reward.weights]
+    [reward]                                 # terms, concise_chars; [reward.spec] overrides the evaluation
+                                             # reward spec (matcher, threshold, k, weights…): avoid unless meant
+    [decoding]                               # the registered System's decoding parameters that differ from
+                                             # the base System's (temperature, top_p, max_new_tokens, seed)
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from training.runs import TrainingRunError, training_run_create, training_run_st
 
 TOP_KEYS = {
     "name", "model", "base_system", "tasks_split", "tasks_study", "tasks_file", "device", "num_processes",
-    "deepspeed_config", "hyperparameters", "reward", "warm_start",
+    "deepspeed_config", "hyperparameters", "reward", "decoding", "warm_start",
 }  # fmt: skip
 WARM_START_KEYS = {"source", "steps"}
 
@@ -68,6 +71,7 @@ def run_from_config(config: dict[str, Any], *, created_by: Any = None) -> Traini
             tasks_file=str(config.get("tasks_file", "")),
             reward_config=config.get("reward", {}),
             hyperparameters=config.get("hyperparameters", {}),
+            decoding_overrides=config.get("decoding", {}),
             device=config.get("device", "auto"),
             num_processes=config.get("num_processes", 1),
             deepspeed_config=config.get("deepspeed_config", ""),
