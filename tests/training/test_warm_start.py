@@ -201,3 +201,40 @@ def test_a_warm_start_then_grpo_writes_one_curve_and_resumes_after_a_cancel_in_t
     info = json.loads((out / "final" / "pig_training.json").read_text())
     assert info["base_model_path"] == str(out / "warm-start" / "final")
     assert (info["warm_start_steps"], info["steps"]) == (3, 2)
+
+
+def test_a_warm_started_system_samples_exactly_like_its_base_unless_the_run_overrides(
+    model_dir, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    from training.backends.transformers import sampling_kwargs
+    from training.grpo import FINAL_DIR, FINAL_INFO
+    from training.models import Backend, JobStatus
+    from training.runs import training_run_claim, training_run_finish, training_run_start
+
+    settings.PIG = {**settings.PIG, "RUNS_DIR": tmp_path / "runs"}
+    _train_and_test_candidates("proactive-rl")
+    decoding = {"temperature": 0.3, "top_p": 0.8, "max_new_tokens": 200, "seed": 11, "max_questions": 4}
+    base = factories.SystemFactory(name="smol", backend=Backend.TRANSFORMERS, model_path=str(model_dir),
+                                   generation_params=decoding)  # fmt: skip
+    systems = []
+    for name, overrides in (("same", {}), ("hotter", {"temperature": 1.0})):
+        run = training_run_create(
+            name=name, base_system=base, task_split="train", hyperparameters=FAST, decoding_overrides=overrides,
+            warm_start_source="system:proactive-rl", warm_start_steps=2,
+        )  # fmt: skip
+        with django_capture_on_commit_callbacks():
+            training_run_start(run=run)
+        training_run_claim(run_id=run.pk, attempt=run.attempt)
+        final = Path(run.output_dir) / FINAL_DIR
+        final.mkdir(parents=True)
+        info = {"base_model_path": str(Path(run.output_dir) / "warm-start" / "final"), "adapter": True, "steps": 2,
+                "warm_start_steps": 2, "warm_start_source": "system:proactive-rl"}  # fmt: skip
+        (final / FINAL_INFO).write_text(json.dumps(info))
+        assert training_run_finish(run_id=run.pk, attempt=run.attempt, status=JobStatus.SUCCEEDED)
+        systems.append(run.systems.get())
+    same, hotter = systems
+    assert sampling_kwargs(same.generation_params) == sampling_kwargs(base.generation_params)
+    assert same.generation_params["max_questions"] == base.generation_params["max_questions"]
+    assert same.generation_params["seed"] == base.generation_params["seed"]
+    assert sampling_kwargs(hotter.generation_params) == {**sampling_kwargs(base.generation_params), "temperature": 1.0}
+    assert "after 2 warm-start steps" in same.description
