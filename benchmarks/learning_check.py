@@ -268,6 +268,9 @@ def main() -> None:
     parser.add_argument("--prompts-per-step", type=int, default=4, help="GRPO prompts per step (× 8 completions)")
     parser.add_argument("--max-completion-length", type=int, default=128)
     parser.add_argument("--fresh", action="store_true", help="discard earlier results in --out")
+    parser.add_argument(
+        "--only", choices=MODELS, help="only evaluate this model (e.g. the warm start while GRPO still trains)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pigplatform.settings")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -291,6 +294,12 @@ def main() -> None:
     train_tasks, test_tasks, examples = load_demo()
     print(f"demo: {len(train_tasks)} train tasks, {len(test_tasks)} held-out tasks, {len(examples)} warm-start "
           "examples (proactive-rl, train split)", flush=True)  # fmt: skip
+    if args.only:
+        path = model_paths(config, out)[args.only]
+        if not (Path(path) / "config.json").is_file() and not (Path(path) / "adapter_config.json").is_file():
+            raise SystemExit(f"no {LABELS[args.only]} model in {path} yet")
+        print(f"evaluated {LABELS[args.only]} ({evaluate(args.only, path, test_tasks, out)['seconds']} s)")
+        return
     results = {"base": evaluate("base", config["model"], test_tasks, out)}
     print(f"evaluated base ({results['base']['seconds']} s)", flush=True)
     train(config, out, train_tasks, examples)
