@@ -247,3 +247,37 @@ def flagged_content(*, study: Study) -> QuerySet[Assignment]:
         .select_related("annotator", "comparison__task")
         .order_by("-updated_at")
     )
+
+
+def majority_side(a: int, b: int, tie: int) -> str:
+    """A comparison's verdict by strict majority: "a", "b", "tie" (ties outnumber both sides) or "split".
+    One rule for the TRL preference export and for warm-start examples."""
+    if tie > max(a, b):
+        return "tie"
+    if tie == max(a, b) or a == b:
+        return "split"
+    return "a" if a > b else "b"
+
+
+def study_preferred_candidates(*, study: Study, split: str | None = None) -> list[Candidate]:
+    """The candidates human judges preferred, one per comparison that a strict majority decided (gold
+    comparisons left out), optionally only on tasks of one split; each candidate once."""
+    comparisons = (
+        Comparison.objects.filter(study=study, is_gold=False)
+        .annotate(
+            a=Count("judgments", filter=Q(judgments__choice="a")),
+            b=Count("judgments", filter=Q(judgments__choice="b")),
+            tie=Count("judgments", filter=Q(judgments__choice="tie")),
+        )
+        .filter(Q(a__gt=0) | Q(b__gt=0))
+        .order_by("id")
+    )
+    if split:
+        comparisons = comparisons.filter(task__split=split)
+    winners: dict[int, None] = {}
+    for cid_a, cid_b, a, b, tie in comparisons.values_list("candidate_a_id", "candidate_b_id", "a", "b", "tie"):
+        side = majority_side(a, b, tie)
+        if side in ("a", "b"):
+            winners[cid_a if side == "a" else cid_b] = None
+    by_id = Candidate.objects.select_related("task").in_bulk(list(winners))
+    return [by_id[i] for i in winners if i in by_id]

@@ -40,4 +40,21 @@ if [ "${GPU_CHECK_ONLY:-dpo}" != grpo ]; then
     timeout "${DPO_CHECK_TIMEOUT:-300}" "$PY" benchmarks/dpo_check.py --steps "${DPO_CHECK_STEPS:-20}" || status=$?
   fi
 fi
+
+# The learning check on the GPU (issue: "run the same check with a larger base model if one is available
+# offline"): set GPU_CHECK_LEARNING_MODEL to a local instruct model directory (e.g. a Qwen2.5-0.5B/1.5B-Instruct
+# carried beside the wheels; nothing is downloaded). Same demo tasks, decoding, seed and reward spec as the CPU
+# run; more GRPO steps because a step costs seconds here. Skipped without CUDA or without such a model.
+if [ -n "${GPU_CHECK_LEARNING_MODEL:-}" ]; then
+  if "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+    timeout "${GPU_CHECK_LEARNING_TIMEOUT:-1800}" "$PY" benchmarks/learning_check.py \
+      --model "$GPU_CHECK_LEARNING_MODEL" --out "${GPU_CHECK_DIR:-var/gpu-check}/learning-check" \
+      --warm-steps "${GPU_CHECK_WARM_STEPS:-40}" --grpo-steps "${GPU_CHECK_GRPO_STEPS:-40}" \
+      --prompts-per-step 4 --max-completion-length 128 || status=$?
+  else
+    echo "learning check skipped: no CUDA"
+  fi
+else
+  echo "learning check skipped: set GPU_CHECK_LEARNING_MODEL to a local model directory to run it"
+fi
 exit "$status"

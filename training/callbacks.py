@@ -21,7 +21,8 @@ State = Literal["continue", "cancelled", "superseded"]
 _STATES: tuple[State, ...] = ("continue", "cancelled", "superseded")
 # Metrics that the run page plots and prints; everything numeric TRL logs is stored anyway.
 _SUMMARY_KEYS = (
-    "reward", "reward_std", "loss", "kl", "completions/mean_length", "rewards/accuracies", "rewards/margins",
+    "reward", "reward_std", "frac_reward_zero_std", "loss", "mean_token_accuracy", "kl", "completions/mean_length",
+    "rewards/accuracies", "rewards/margins",
     "step_seconds",
 )  # fmt: skip
 
@@ -29,7 +30,9 @@ _SUMMARY_KEYS = (
 class ProgressSink(Protocol):
     def poll(self, step: int) -> State: ...
 
-    def record(self, step: int, values: dict[str, float], completions: list[dict[str, Any]]) -> State: ...
+    def record(
+        self, step: int, values: dict[str, float], completions: list[dict[str, Any]], phase: str = "grpo"
+    ) -> State: ...
 
 
 def _process_alive(pid: int | None) -> bool:
@@ -56,11 +59,13 @@ class DatabaseSink:
             return "superseded"
         return training_run_beat(run_id=self.run_id, attempt=self.attempt, step=step)
 
-    def record(self, step: int, values: dict[str, float], completions: list[dict[str, Any]]) -> State:
+    def record(
+        self, step: int, values: dict[str, float], completions: list[dict[str, Any]], phase: str = "grpo"
+    ) -> State:
         from .runs import training_run_record_metrics
 
         return training_run_record_metrics(
-            run_id=self.run_id, attempt=self.attempt, step=step, values=values, completions=completions
+            run_id=self.run_id, attempt=self.attempt, step=step, values=values, completions=completions, phase=phase
         )
 
 
@@ -73,9 +78,11 @@ class FileSink:
     def poll(self, step: int) -> State:
         return "cancelled" if self.cancel_file.exists() else "continue"
 
-    def record(self, step: int, values: dict[str, float], completions: list[dict[str, Any]]) -> State:
+    def record(
+        self, step: int, values: dict[str, float], completions: list[dict[str, Any]], phase: str = "grpo"
+    ) -> State:
         with self.metrics_file.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"step": step, "values": values, "completions": completions}) + "\n")
+            fh.write(json.dumps({"step": step, "phase": phase, "values": values, "completions": completions}) + "\n")
         return self.poll(step)
 
 
@@ -123,10 +130,22 @@ def _finite(value: Any) -> float | None:
 
 
 class RunProgressCallback(TrainerCallback):
-    def __init__(self, sink: ProgressSink, *, completions_to_keep: int = 8, trainer: Any = None) -> None:
+    """`step_offset` and `phase`: a run's phases share one step axis (warm start 1..S, then GRPO S+1..S+G)."""
+
+    def __init__(
+        self,
+        sink: ProgressSink,
+        *,
+        completions_to_keep: int = 8,
+        trainer: Any = None,
+        step_offset: int = 0,
+        phase: str = "grpo",
+    ) -> None:
         self.sink = sink
         self.completions_to_keep = completions_to_keep
         self.trainer = trainer
+        self.step_offset = step_offset
+        self.phase = phase
         self.stop_reason: State | None = None
         self._step_started = 0.0
         self._step_seconds: deque[float] = deque(maxlen=1000)
@@ -139,7 +158,7 @@ class RunProgressCallback(TrainerCallback):
             self._step_seconds.append(time.perf_counter() - self._step_started)
         verdict: State = "continue"
         if state.is_world_process_zero:
-            verdict = self.stop_reason or self.sink.poll(state.global_step)
+            verdict = self.stop_reason or self.sink.poll(self.step_offset + state.global_step)
         self._obey(_broadcast(verdict), control)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
@@ -150,10 +169,12 @@ class RunProgressCallback(TrainerCallback):
             values["step_seconds"] = sum(self._step_seconds) / len(self._step_seconds)
             self._step_seconds.clear()
         values.update(_gpu_memory())
-        completions = sampled_completions(self.trainer, self.completions_to_keep) if self.trainer else []
-        verdict = self.sink.record(state.global_step, values, completions)
+        keep = self.completions_to_keep
+        completions = sampled_completions(self.trainer, keep) if self.trainer and keep else []
+        step = self.step_offset + state.global_step
+        verdict = self.sink.record(step, values, completions, self.phase)
         summary = " ".join(f"{k.split('/')[-1]}={values[k]:.4g}" for k in _SUMMARY_KEYS if k in values)
-        print(f"step {state.global_step}/{state.max_steps} {summary}", flush=True)
+        print(f"{self.phase} step {state.global_step}/{state.max_steps} (run step {step}) {summary}", flush=True)
         # Acted upon at the next step end (broadcast there), so every rank agrees.
         if verdict != "continue" and self.stop_reason is None:
             self.stop_reason = verdict

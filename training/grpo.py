@@ -39,9 +39,12 @@ logger = logging.getLogger("training.grpo")
 DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
     "learning_rate": 1e-5,
     "max_steps": 100,
-    "num_generations": 4,
-    "per_device_train_batch_size": 4,
-    "gradient_accumulation_steps": 1,
+    # One step = one generation batch of per_device_train_batch_size × processes × gradient_accumulation_steps
+    # completions (TRL 1.16), i.e. 8 × 1 × 4 = 32 = 4 prompts × 8 completions: groups of 8 give GRPO something
+    # to compare, several prompts per step keep one task from dominating an update.
+    "num_generations": 8,
+    "per_device_train_batch_size": 8,
+    "gradient_accumulation_steps": 4,
     "max_completion_length": 256,
     "beta": 0.0,
     "temperature": 1.0,
@@ -62,6 +65,10 @@ DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
     "vllm_server_base_url": "",
     "vllm_gpu_memory_utilization": 0.3,
     "completions_to_keep": 8,
+    # Warm start (SFT phase; its steps and example source are fields of the run, see training/sft.py).
+    "sft_learning_rate": 1e-4,
+    "sft_batch_size": 8,
+    "sft_max_length": 1024,
 }
 _POSITIVE_INTS = (
     "max_steps",
@@ -73,6 +80,8 @@ _POSITIVE_INTS = (
     "save_steps",
     "lora_r",
     "completions_to_keep",
+    "sft_batch_size",
+    "sft_max_length",
 )
 
 
@@ -90,7 +99,7 @@ def hyperparameter_problems(overrides: dict[str, Any] | None, *, num_processes: 
         value = hp[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             problems.append(f"{key} must be a positive integer, not {value!r}")
-    for key in ("learning_rate", "temperature"):
+    for key in ("learning_rate", "temperature", "sft_learning_rate"):
         if not _is_number(hp[key]) or hp[key] <= 0:
             problems.append(f"{key} must be a positive number, not {hp[key]!r}")
     if not _is_number(hp["beta"]) or hp["beta"] < 0:
@@ -144,6 +153,8 @@ class TrainingSpec:
     deepspeed_config: str = ""
     metrics_file: str = ""  # file mode: where metrics go when there is no run in a database
     supervisor_pid: int | None = None
+    # {"source": "system:NAME" | "study:SLUG", "steps": N, "examples": [{"masked_task", "questions"}]}
+    warm_start: dict[str, Any] = field(default_factory=dict)
 
     def save(self, path: Path | str) -> Path:
         path = Path(path)
@@ -187,7 +198,7 @@ def launch_command(
 def build_dataset(spec: TrainingSpec):
     from datasets import Dataset
 
-    k = spec.max_questions or _reward_spec(spec).k
+    k = questioner_k(spec)
     rows = [
         {
             "prompt": questioner_messages(task["masked_task"], k),
@@ -268,6 +279,11 @@ def device_kwargs(dtype: str, *, device: str, bf16_supported: bool, deepspeed: s
     return kwargs
 
 
+def questioner_k(spec: TrainingSpec) -> int:
+    """The K of the questioner prompt, in GRPO and in the warm start alike."""
+    return spec.max_questions or _reward_spec(spec).k
+
+
 def _reward_spec(spec: TrainingSpec):
     from .rewards import RewardSpec, spec_for_run
 
@@ -295,7 +311,39 @@ def peft_config(spec: TrainingSpec):
     )
 
 
-def build_trainer(spec: TrainingSpec, callbacks: list | None = None):
+def zero_std_share(rewards: list[float | None], group_size: int) -> float | None:
+    """Share of GRPO groups (consecutive runs of `group_size` completions of one prompt) whose rewards are all
+    equal: such a group has zero advantage everywhere and teaches nothing."""
+    groups = [rewards[i : i + group_size] for i in range(0, len(rewards) - group_size + 1, group_size)]
+    scored = [[r for r in g if r is not None] for g in groups]
+    scored = [g for g in scored if g]
+    if not scored:
+        return None
+    return sum(1 for g in scored if max(g) - min(g) <= 1e-8) / len(scored)
+
+
+def with_zero_std_logging(func: Any, group_size: int) -> Any:
+    """Log `frac_reward_zero_std/<name>` for one reward function (TRL logs it only for the weighted sum, where a
+    dense shaping term can hide that the elicitation reward itself gives no signal).
+
+    TRL hands each process whole groups when per-process completions are a multiple of num_generations (the
+    default configuration), so the local share is the share of the step."""
+    name = func.__name__
+
+    def logged(*args: Any, **kwargs: Any) -> list[float | None]:
+        rewards = func(*args, **kwargs)
+        log_metric = kwargs.get("log_metric")
+        share = zero_std_share(list(rewards), group_size)
+        if log_metric is not None and share is not None:
+            log_metric(f"frac_reward_zero_std/{name}", share)
+        return rewards
+
+    logged.__name__ = name
+    return logged
+
+
+def build_trainer(spec: TrainingSpec, callbacks: list | None = None, *, model_path: str | None = None):
+    """The GRPO trainer; `model_path` (the warm-started model) overrides the spec's base model."""
     import torch
     from trl import GRPOConfig, GRPOTrainer
 
@@ -303,8 +351,9 @@ def build_trainer(spec: TrainingSpec, callbacks: list | None = None):
     bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
     config = GRPOConfig(**grpo_config_kwargs(spec, device=device, has_vllm=vllm_available(), bf16_supported=bf16))
     reward_funcs, _ = _reward_setup(spec)
+    reward_funcs = [with_zero_std_logging(f, config.num_generations) for f in reward_funcs]
     return GRPOTrainer(
-        model=spec.model_path,
+        model=model_path or spec.model_path,
         reward_funcs=reward_funcs,
         args=config,
         train_dataset=build_dataset(spec),
@@ -313,7 +362,7 @@ def build_trainer(spec: TrainingSpec, callbacks: list | None = None):
     )
 
 
-def save_final(trainer, spec: TrainingSpec) -> Path:
+def save_final(trainer, spec: TrainingSpec, *, base_model_path: str | None = None) -> Path:
     """Write the finished model (or LoRA adapter) with its tokenizer to <output_dir>/final."""
     hp = merged_hyperparameters(spec.hyperparameters)
     final = Path(spec.output_dir) / FINAL_DIR
@@ -328,9 +377,13 @@ def save_final(trainer, spec: TrainingSpec) -> Path:
         trainer.processing_class.save_pretrained(final)
         info = {
             "run_id": spec.run_id,
-            "base_model_path": spec.model_path,
+            # An adapter's base: the warm-started model when there was a warm start.
+            "base_model_path": base_model_path or spec.model_path,
+            "initial_model_path": spec.model_path,
             "adapter": adapter,
             "steps": trainer.state.global_step,
+            "warm_start_steps": int((spec.warm_start or {}).get("steps", 0) or 0),
+            "warm_start_source": (spec.warm_start or {}).get("source", ""),
         }
         (final / FINAL_INFO).write_text(json.dumps(info, indent=1), encoding="utf-8")
     return final
@@ -388,18 +441,71 @@ def watch_supervisor(pid: int | None, *, every: float = WATCHDOG_SECONDS) -> thr
     return thread
 
 
+def _stop(trainer, callback, stopped: Path, phase: str) -> int:
+    if trainer.accelerator.is_main_process and callback.stop_reason == "cancelled":
+        stopped.write_text(callback.stop_reason, encoding="utf-8")
+    print(f"stopped: {callback.stop_reason} at step {trainer.state.global_step} of the {phase}", flush=True)
+    return 0
+
+
+def _release(trainer) -> None:
+    # The warm-start model must not stay in (GPU) memory beside the GRPO policy.
+    import gc
+
+    import torch
+
+    trainer.accelerator.free_memory()
+    del trainer
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def run_warm_start(spec: TrainingSpec, sink: Any, stopped: Path) -> str | int:
+    """The SFT phase (steps 1..S of the run's curve): the warm-started model's path, or an exit status."""
+    from .callbacks import RunProgressCallback
+    from .sft import build_sft_trainer, finished_warm_start, save_warm_start, warm_start_root
+
+    done = finished_warm_start(spec)
+    if done is not None:
+        print(f"warm start already finished: {done}", flush=True)
+        return str(done)
+    callback = RunProgressCallback(sink, completions_to_keep=0, phase="sft")
+    trainer = build_sft_trainer(spec, callbacks=[callback])
+    callback.trainer = trainer
+    checkpoint = last_complete_checkpoint(warm_start_root(spec)) if spec.resume else None
+    print(f"warm start: {trainer.args.max_steps} SFT steps on {len(trainer.train_dataset)} examples"
+          + (f", resuming from {Path(checkpoint).name}" if checkpoint else ""), flush=True)  # fmt: skip
+    trainer.train(resume_from_checkpoint=checkpoint)
+    if callback.stop_reason is not None:
+        return _stop(trainer, callback, stopped, "warm start")
+    final = save_warm_start(trainer, spec)
+    print(f"warm start finished: {final}", flush=True)
+    _release(trainer)
+    return str(final)
+
+
 def run(spec: TrainingSpec) -> int:
     from .callbacks import RunProgressCallback, sink_for
+    from .sft import warm_start_steps
 
     watch_supervisor(spec.supervisor_pid)
     sink = sink_for(spec)
+    stopped = Path(spec.output_dir) / STOPPED_FILE
+    stopped.unlink(missing_ok=True)
+    offset, model_path = 0, spec.model_path
+    if warm_start_steps(spec):
+        result = run_warm_start(spec, sink, stopped)
+        if isinstance(result, int):
+            return result
+        offset, model_path = warm_start_steps(spec), result
     keep = merged_hyperparameters(spec.hyperparameters)["completions_to_keep"]
-    callback = RunProgressCallback(sink, completions_to_keep=keep)
-    trainer = build_trainer(spec, callbacks=[callback])
+    callback = RunProgressCallback(sink, completions_to_keep=keep, step_offset=offset, phase="grpo")
+    trainer = build_trainer(spec, callbacks=[callback], model_path=model_path)
     callback.trainer = trainer
     if not train_resumable(trainer, spec, callback):
         return 0
-    final = save_final(trainer, spec)
+    final = save_final(trainer, spec, base_model_path=model_path)
     print(f"saved final model to {final}", flush=True)
     return 0
 
@@ -416,9 +522,7 @@ def train_resumable(trainer: Any, spec: Any, callback: Any) -> bool:
     trainer.train(resume_from_checkpoint=checkpoint)
     if callback.stop_reason is None:
         return True
-    if trainer.accelerator.is_main_process and callback.stop_reason == "cancelled":
-        stopped.write_text(callback.stop_reason, encoding="utf-8")
-    print(f"stopped: {callback.stop_reason} at step {trainer.state.global_step}", flush=True)
+    _stop(trainer, callback, stopped, "training")
     return False
 
 

@@ -180,6 +180,16 @@ class TrainingRun(models.Model):
     device = models.CharField(max_length=10, choices=Device.choices, default=Device.AUTO)
     num_processes = models.PositiveSmallIntegerField(default=1)
     deepspeed_config = models.CharField(max_length=500, blank=True)
+    # Warm start: a supervised (SFT) phase of this same run before GRPO, on question sets that are known good.
+    warm_start_source = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text='Warm start examples: "system:NAME" (that system\'s candidates on train-split tasks) or '
+        '"study:SLUG" (the human-preferred candidates of a questions study, train-split tasks). Empty: none.',
+    )
+    warm_start_steps = models.PositiveIntegerField(
+        default=0, help_text="Supervised (SFT) steps before GRPO; 0 skips the warm start."
+    )
     status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
     step = models.PositiveIntegerField(default=0)
     max_steps = models.PositiveIntegerField(default=0)
@@ -207,9 +217,16 @@ class TrainingRun(models.Model):
         return self.name
 
 
+class Phase(models.TextChoices):
+    SFT = "sft", "warm start (SFT)"
+    GRPO = "grpo", "GRPO"
+
+
 class TrainingMetric(models.Model):
     run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="metrics")
+    # One curve per run: warm-start steps come first (1..S), GRPO steps continue (S+1..S+G).
     step = models.PositiveIntegerField()
+    phase = models.CharField(max_length=10, choices=Phase.choices, default=Phase.GRPO)
     values = models.JSONField(default=dict)
     created_at = models.DateTimeField(auto_now_add=True)
 

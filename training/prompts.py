@@ -18,3 +18,8 @@ def questions_prompt(masked_task: str, k: int) -> list[dict[str, str]]:
         f"List up to {k} short questions, one per line, each ending with a question mark."
     )
     return [{"role": "system", "content": QUESTIONS_SYSTEM}, {"role": "user", "content": user}]
+
+
+def questions_completion(questions: list[str]) -> str:
+    """The questioner's answer format: the questions one per line, as the prompt asks (warm-start targets)."""
+    return "\n".join(q.strip() for q in questions if q.strip())

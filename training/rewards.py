@@ -237,7 +237,7 @@ def completion_text(completion: Any) -> str:
 
 
 REWARD_TERMS = ("elicitation", "coverage", "concise")
-_CONFIG_KEYS = {"spec", "weights", "simulator", "terms", "concise_chars"}
+_CONFIG_KEYS = {"spec", "weights", "simulator", "terms", "concise_chars", "concise_requires_on_topic"}
 
 
 def reward_config_problems(config: dict[str, Any] | None) -> list[str]:
@@ -267,6 +267,8 @@ def reward_config_problems(config: dict[str, Any] | None) -> list[str]:
                 problems.append(f"reward term {name!r} needs a numeric weight, not {value!r}")
         if all(not isinstance(v, int | float) or v == 0 for v in terms.values()):
             problems.append("at least one reward term needs a non-zero weight")
+    if not isinstance(config.get("concise_requires_on_topic", True), bool):
+        problems.append("concise_requires_on_topic must be true or false")
     chars = config.get("concise_chars", 400)
     if not isinstance(chars, int) or chars < 1:
         problems.append("concise_chars must be a positive integer")
@@ -292,6 +294,7 @@ def reward_setup(
         build_simulator(spec, judge_backend=judge_backend),
         terms=names,
         concise_chars=config.get("concise_chars", 400),
+        concise_requires_on_topic=config.get("concise_requires_on_topic", True),
     )
     return functions, [float(terms[name]) for name in names]
 
@@ -302,13 +305,16 @@ def trl_reward_functions(
     *,
     terms: Sequence[str] = ("elicitation", "coverage"),
     concise_chars: int = 400,
+    concise_requires_on_topic: bool = True,
 ) -> list[Callable[..., list[float]]]:
     """Reward functions for `GRPOTrainer(reward_funcs=...)`, one per term, in the order asked:
 
     * elicitation — the full elicitation reward; it also logs its parts through TRL's `log_metric`;
     * coverage — its coverage part alone (give it weight 0 in `reward_weights` to only log it);
-    * concise — 1 − characters / `concise_chars` (floored at 0): a dense shaping term that also gives an
-      untrained model's samples different rewards, so its gradient is not zero.
+    * concise — 1 − characters / `concise_chars` (floored at 0) for completions that ask at least one on-topic
+      question (`RewardBreakdown.on_topic`, the format bonus's condition), else 0: a shaping term must not
+      reward silence or gibberish. Only tests of the training machinery on a random-weight model (which never
+      asks anything) turn the gate off.
 
     The dataset must carry `masked_task` and `hidden_facts` columns (and may carry `fact_slots`, the
     parallel slot/value list); TRL forwards them as kwargs."""
@@ -347,8 +353,16 @@ def trl_reward_functions(
     ) -> list[float]:
         return [b.coverage for b in _breakdowns(completions, masked_task, hidden_facts, kwargs)]
 
-    def concise(prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float]:
-        return [max(0.0, 1.0 - len(completion_text(c)) / concise_chars) for c in completions]
+    def concise(
+        prompts: list[Any], completions: list[Any], masked_task: list[str], hidden_facts: list[list[str]], **kwargs: Any
+    ) -> list[float]:
+        breakdowns = _breakdowns(completions, masked_task, hidden_facts, kwargs)
+        return [
+            max(0.0, 1.0 - len(completion_text(c)) / concise_chars)
+            if b.on_topic or not concise_requires_on_topic
+            else 0.0
+            for c, b in zip(completions, breakdowns, strict=True)
+        ]
 
     elicitation.__name__ = "elicitation_reward"
     coverage.__name__ = "coverage"

@@ -21,7 +21,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from annotation.jsonl import parse_jsonl, require_text
-from annotation.models import Task
+from annotation.models import Candidate, Split, Study, StudyKind, Task
 from pigplatform.queueing import enqueue_on_commit
 
 from .dpo import DPOSpec, merged_dpo_hyperparameters
@@ -34,7 +34,7 @@ from .grpo import (
     hyperparameter_problems,
     merged_hyperparameters,
 )
-from .models import Algorithm, Backend, Device, JobStatus, System, TrainingMetric, TrainingRun
+from .models import Algorithm, Backend, Device, JobStatus, Phase, System, TrainingMetric, TrainingRun
 from .preference_sources import dpo_run_problems, dpo_run_spec
 from .preferences import merged_preference_config
 from .rewards import RewardSpec, default_spec, reward_config_problems, spec_for_run
@@ -107,6 +107,44 @@ def _tasks_from_file(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     return tasks, [f"tasks file line {number}: {message}" for number, message in sorted(problems)[:20]]
 
 
+WARM_START_PREFIXES = ("system", "study")
+
+
+def training_run_warm_start_examples(run: TrainingRun) -> tuple[list[dict[str, Any]], list[str]]:
+    """Warm-start examples `{"masked_task", "questions"}` from the run's source, train-split tasks only (the test
+    split stays held out), and any problems. No source and no steps: no warm start, no problem."""
+    source, steps = run.warm_start_source.strip(), run.warm_start_steps
+    if not source and not steps:
+        return [], []
+    if not source:
+        return [], ["warm_start_steps is set but warm_start_source is empty (system:NAME or study:SLUG)"]
+    if not steps:
+        return [], [f"warm start source {source!r} is set but warm_start_steps is 0"]
+    kind, _, name = source.partition(":")
+    if kind not in WARM_START_PREFIXES or not name:
+        return [], [f"warm start source {source!r} must be system:NAME or study:SLUG"]
+    if kind == "system":
+        system = System.objects.filter(name=name).first()
+        if system is None:
+            return [], [f"warm start: no system named {name!r}"]
+        candidates = list(
+            Candidate.objects.filter(system=system, task__split=Split.TRAIN).select_related("task").order_by("task_id")
+        )
+    else:
+        from annotation.selectors import study_preferred_candidates
+
+        study = Study.objects.filter(slug=name).first()
+        if study is None:
+            return [], [f"warm start: no study with slug {name!r}"]
+        if study.kind != StudyKind.QUESTIONS:
+            return [], [f"warm start: study {name!r} judges {study.kind}, not question sets"]
+        candidates = study_preferred_candidates(study=study, split=Split.TRAIN)
+    examples = [{"masked_task": c.task.masked_task, "questions": list(c.questions)} for c in candidates if c.questions]
+    if not examples:
+        return [], [f"warm start: {source} has no candidates with questions on train-split tasks"]
+    return examples, []
+
+
 def training_run_is_dead(run: TrainingRun, *, now: Any = None, dead_after: timedelta | None = None) -> bool:
     """A running run nobody has heard from for a while: its worker died. It can be resumed."""
     if run.status != JobStatus.RUNNING:
@@ -162,9 +200,16 @@ def training_run_spec(run: TrainingRun, *, resume: bool = False) -> TrainingSpec
     model_path = training_run_model_path(run)
     if problems or model_path is None:
         raise TrainingRunError("; ".join(problems) or "the base model path does not exist")
+    examples, warm_problems = training_run_warm_start_examples(run)
+    if warm_problems:
+        raise TrainingRunError("; ".join(warm_problems))
+    warm_start = (
+        {"source": run.warm_start_source, "steps": run.warm_start_steps, "examples": examples} if examples else {}
+    )
     return TrainingSpec(
         model_path=str(model_path),
         tasks=tasks,
+        warm_start=warm_start,
         output_dir=_output_dir(run),
         hyperparameters=dict(run.hyperparameters or {}),
         reward_config=dict(run.reward_config or {}),
@@ -222,6 +267,8 @@ def training_run_create(
     device: str = Device.AUTO,
     num_processes: int = 1,
     deepspeed_config: str = "",
+    warm_start_source: str = "",
+    warm_start_steps: int = 0,
     created_by: Any = None,
     algorithm: str = Algorithm.GRPO,
     preference_studies: list[Any] | None = None,
@@ -229,6 +276,8 @@ def training_run_create(
     preference_config: dict[str, Any] | None = None,
 ) -> TrainingRun:
     run = TrainingRun(
+        warm_start_source=warm_start_source,
+        warm_start_steps=warm_start_steps,
         name=name,
         base_model_path=base_model_path,
         base_system=base_system,
@@ -263,6 +312,8 @@ CONFIG_FIELDS = (
     "task_split",
     "task_study",
     "tasks_file",
+    "warm_start_source",
+    "warm_start_steps",
     "algorithm",
     "preference_studies",
     "preferences_file",
@@ -300,9 +351,16 @@ def training_run_update(*, run: TrainingRun, **changes: Any) -> TrainingRun:
 
 
 def training_run_max_steps(run: TrainingRun) -> int:
+    """Steps on the run's one axis: the warm start (GRPO runs), then GRPO or DPO."""
     merge = merged_dpo_hyperparameters if run.algorithm == Algorithm.DPO else merged_hyperparameters
     steps = merge(run.hyperparameters if isinstance(run.hyperparameters, dict) else {})["max_steps"]
-    return steps if isinstance(steps, int) and steps > 0 else 0
+    main = steps if isinstance(steps, int) and steps > 0 else 0
+    warm = (run.warm_start_steps or 0) if run.warm_start_source and run.algorithm != Algorithm.DPO else 0
+    return main + warm
+
+
+def training_run_total_steps(run: TrainingRun) -> int:
+    return training_run_max_steps(run)
 
 
 def training_run_problems(run: TrainingRun) -> list[str]:
@@ -322,7 +380,19 @@ def training_run_problems(run: TrainingRun) -> list[str]:
         return problems + dpo_run_problems(run, model_path=training_run_model_path(run))
     problems += hyperparameter_problems(run.hyperparameters, num_processes=run.num_processes)
     problems += reward_config_problems(run.reward_config)
-    problems += training_run_tasks(run)[1]
+    tasks, task_problems = training_run_tasks(run)
+    problems += task_problems
+    if tasks and not hyperparameter_problems(run.hyperparameters, num_processes=run.num_processes):
+        # TRL drops an incomplete generation batch: with fewer tasks than prompts per step it trains 0 steps.
+        hp = merged_hyperparameters(run.hyperparameters)
+        per_step = hp["per_device_train_batch_size"] * run.num_processes * hp["gradient_accumulation_steps"]
+        prompts = per_step // hp["num_generations"]
+        if len(tasks) < prompts:
+            problems.append(
+                f"a step samples {prompts} distinct prompts but the task source has only {len(tasks)} tasks: "
+                "add tasks or lower per_device_train_batch_size × gradient_accumulation_steps / num_generations"
+            )
+    problems += training_run_warm_start_examples(run)[1]
     return problems
 
 
@@ -569,7 +639,12 @@ def training_run_register_system(*, run: TrainingRun) -> System:
         training_run=run,
         description=f"{run.algorithm.upper()} run {run.name} ({info.get('steps', '?')} steps"
         + (", LoRA adapter" if info.get("adapter") else "")
-        + f") from {info['base_model_path']}",
+        + (
+            f", after {info['warm_start_steps']} warm-start steps on {info.get('warm_start_source')}"
+            if info.get("warm_start_steps")
+            else ""
+        )
+        + f") from {info.get('initial_model_path') or info['base_model_path']}",
     )
     system.full_clean()
     system.save()
@@ -587,14 +662,20 @@ def training_run_beat(*, run_id: int, attempt: int, step: int) -> State:
 
 
 def training_run_record_metrics(
-    *, run_id: int, attempt: int, step: int, values: dict[str, float], completions: list[dict[str, Any]]
+    *,
+    run_id: int,
+    attempt: int,
+    step: int,
+    values: dict[str, float],
+    completions: list[dict[str, Any]],
+    phase: str = Phase.GRPO,
 ) -> State:
     state = _state(run_id, attempt)
     if state == "superseded":
         return state
     with transaction.atomic():
         # A resumed run replays the steps after its last checkpoint: the newer values replace the old ones.
-        TrainingMetric.objects.update_or_create(run_id=run_id, step=step, defaults={"values": values})
+        TrainingMetric.objects.update_or_create(run_id=run_id, step=step, defaults={"values": values, "phase": phase})
         update: dict[str, Any] = {"step": step, "heartbeat_at": timezone.now()}
         if completions:
             update["last_completions"] = completions
@@ -619,7 +700,34 @@ def training_run_record_preference_eval(*, run_id: int, attempt: int, result: di
 class CurvePoint:
     step: int
     values: dict[str, float]
+    phase: str = Phase.GRPO
 
 
 def training_run_curve(run: TrainingRun) -> list[CurvePoint]:
-    return [CurvePoint(m["step"], m["values"]) for m in run.metrics.order_by("step").values("step", "values")]
+    rows = run.metrics.order_by("step").values("step", "values", "phase")
+    return [CurvePoint(m["step"], m["values"], m["phase"]) for m in rows]
+
+
+SIGNAL_WINDOW = 10
+SIGNAL_ZERO_STD_SHARE = 0.8
+SIGNAL_KEY = "frac_reward_zero_std/elicitation_reward"
+
+
+def training_run_signal_warning(run: TrainingRun) -> str:
+    """A warning when the elicitation reward gave GRPO nothing to learn from for SIGNAL_WINDOW steps running:
+    more than SIGNAL_ZERO_STD_SHARE of the groups had one reward for all their completions. Empty when fine."""
+    rows = list(run.metrics.filter(phase=Phase.GRPO).order_by("-step").values_list("values", flat=True)[:SIGNAL_WINDOW])
+    shares = [v.get(SIGNAL_KEY) for v in rows]
+    if len(rows) < SIGNAL_WINDOW or not all(isinstance(x, int | float) and x > SIGNAL_ZERO_STD_SHARE for x in shares):
+        return ""
+    clipped = [v["completions/clipped_ratio"] for v in rows if isinstance(v.get("completions/clipped_ratio"), float)]
+    clipped_note = f" (now {sum(clipped) / len(clipped):.0%} of completions hit it)" if clipped else ""
+    return (
+        f"No learning signal from the elicitation reward: in each of the last {SIGNAL_WINDOW} steps more than "
+        f"{SIGNAL_ZERO_STD_SHARE:.0%} of the groups (mean {sum(shares) / len(shares):.0%}) gave every completion "
+        "the same elicitation reward, so its advantages are zero and only shaping terms move the model. "
+        "Likely causes: the model asks no on-topic question yet (add a warm start: warm_start_source and "
+        "warm_start_steps); completions are cut before the questions end (raise max_completion_length"
+        f"{clipped_note}); too few completions per prompt (num_generations) or a low sampling temperature; "
+        "or the reward's matcher links no question to these tasks' hidden facts (check the reward spec)."
+    )

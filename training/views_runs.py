@@ -13,17 +13,44 @@ from django.template.loader import render_to_string
 from django.utils.html import escape
 from django.views.decorators.http import require_GET
 
-from .models import Algorithm, JobStatus, TrainingRun
-from .runs import training_run_curve, training_run_is_dead, training_run_reward_spec, training_run_spec_differences
+from .models import Algorithm, JobStatus, Phase, TrainingRun
+from .runs import (
+    training_run_curve,
+    training_run_is_dead,
+    training_run_reward_spec,
+    training_run_signal_warning,
+    training_run_spec_differences,
+)
 
+# Panels of (title, series): a series is (legend, metric key, phase or None for any phase).
 PANELS = (
-    ("Reward (mean over the generation batch)", ("reward", "rewards/elicitation_reward/mean", "rewards/coverage/mean")),
-    ("Loss", ("loss",)),
+    (
+        "Reward (mean over the generation batch)",
+        (
+            ("reward", "reward", Phase.GRPO),
+            ("elicitation", "rewards/elicitation_reward/mean", Phase.GRPO),
+            ("coverage", "rewards/coverage/mean", Phase.GRPO),
+        ),
+    ),
+    ("Loss", (("warm-start loss (SFT)", "loss", Phase.SFT), ("GRPO loss", "loss", Phase.GRPO))),
+    (
+        "Groups without learning signal (share with zero reward variance)",
+        (
+            ("elicitation", "frac_reward_zero_std/elicitation_reward", Phase.GRPO),
+            ("total reward", "frac_reward_zero_std", Phase.GRPO),
+        ),
+    ),
 )
 DPO_PANELS = (
-    ("Implicit reward β·log(π/π_ref) (training batch)", ("rewards/chosen", "rewards/rejected", "rewards/margins")),
-    ("Share of the batch's pairs ranked right (rewards/accuracies)", ("rewards/accuracies",)),
-    ("Loss", ("loss",)),
+    (
+        "Implicit reward β·log(π/π_ref) (training batch)",
+        tuple((key, key, None) for key in ("rewards/chosen", "rewards/rejected", "rewards/margins")),
+    ),
+    (
+        "Share of the batch's pairs ranked right (rewards/accuracies)",
+        (("rewards/accuracies", "rewards/accuracies", None),),
+    ),
+    ("Loss", (("loss", "loss", None),)),
 )
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
 
@@ -36,11 +63,17 @@ LEGEND_ROW = 15
 
 
 def line_chart_svg(
-    title: str, series: dict[str, Sequence[tuple[int, float]]], *, width: int = 560, height: int = 220
+    title: str,
+    series: dict[str, Sequence[tuple[int, float]]],
+    *,
+    width: int = 560,
+    height: int = 220,
+    markers: Sequence[tuple[float, str]] = (),
 ) -> str:
-    """One panel: value against step, a line per series, axes with ticks, and a legend below the axis with
-    one row per series (names such as "rewards/elicitation_reward/mean" are long: side by side they
-    overlapped). Pure string building; no style attributes (Content-Security-Policy)."""
+    """One panel: value against step, a line per series, axes with ticks, vertical markers (step, label) such as
+    the end of the warm start, and a legend below the axis with one row per series (names such as
+    "rewards/elicitation_reward/mean" are long: side by side they overlapped). Pure string building; no style
+    attributes (Content-Security-Policy)."""
     left, right, top, bottom = 56, 12, 24, 34
     pts = [(x, y) for s in series.values() for x, y in s if math.isfinite(y)]
     plot_h = height - top - bottom
@@ -53,7 +86,8 @@ def line_chart_svg(
     if not pts:
         parts.append(f'<text x="{left}" y="{height // 2}" fill="#595959">No logged steps yet.</text></svg>')
         return "".join(parts)
-    x0, x1 = min(x for x, _ in pts), max(x for x, _ in pts)
+    xs = [x for x, _ in pts] + [m for m, _ in markers]
+    x0, x1 = min(xs), max(xs)
     y0, y1 = min(y for _, y in pts), max(y for _, y in pts)
     if x1 == x0:
         x0, x1 = x0 - 1, x1 + 1
@@ -74,6 +108,12 @@ def line_chart_svg(
     for x in sorted({round(v) for v in _ticks(x0, x1)}):
         parts.append(f'<text x="{sx(x):.1f}" y="{height - bottom + 14}" text-anchor="middle">{x}</text>')
     parts.append(f'<text x="{left + plot_w / 2:.0f}" y="{height - 4}" text-anchor="middle">step</text>')
+    for at, label in markers:
+        parts.append(
+            f'<line x1="{sx(at):.1f}" x2="{sx(at):.1f}" y1="{top}" y2="{top + plot_h}" stroke="#555" '
+            f'stroke-dasharray="4 3"/><text x="{sx(at) + 3:.1f}" y="{top + plot_h - 4}" fill="#555">'
+            f"{escape(label)}</text>"
+        )
     for i, (name, points) in enumerate(series.items()):
         colour = COLOURS[i % len(COLOURS)]
         finite = [(x, y) for x, y in points if math.isfinite(y)]
@@ -92,13 +132,23 @@ def line_chart_svg(
 
 def run_curve_svg(run: TrainingRun) -> str:
     curve = training_run_curve(run)
+    warm = [p.step for p in curve if p.phase == Phase.SFT]
+    # The phase boundary, drawn on every panel: one run, one step axis, warm start first.
+    markers = [(max(warm) + 0.5, "warm start | GRPO")] if warm and len(warm) < len(curve) else []
+    if warm and not markers:
+        markers = [(max(warm), "warm start")]
     panels = []
-    for title, keys in DPO_PANELS if run.algorithm == Algorithm.DPO else PANELS:
+    for title, specs in DPO_PANELS if run.algorithm == Algorithm.DPO else PANELS:
         series = {
-            key: [(p.step, float(p.values[key])) for p in curve if isinstance(p.values.get(key), int | float)]
-            for key in keys
+            label: [
+                (p.step, float(p.values[key]))
+                for p in curve
+                if isinstance(p.values.get(key), int | float) and (phase is None or p.phase == phase)
+            ]
+            for label, key, phase in specs
         }
-        panels.append(line_chart_svg(title, {k: v for k, v in series.items() if v} or {keys[0]: []}))
+        shown = {k: v for k, v in series.items() if v} or {specs[0][0]: []}
+        panels.append(line_chart_svg(title, shown, markers=markers))
     return "".join(panels)
 
 
@@ -175,6 +225,7 @@ def run_progress_context(run: TrainingRun) -> dict:
         "status_label": run_status_label(run),
         "curve_svg": run_curve_svg(run),
         "completions": run.last_completions or [],
+        "signal_warning": training_run_signal_warning(run),
         "live": run.status in (JobStatus.QUEUED, JobStatus.RUNNING),
         "is_dpo": run.algorithm == Algorithm.DPO,
         "preference_eval": run.preference_eval or {},

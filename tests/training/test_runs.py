@@ -64,6 +64,7 @@ def _run(model_dir: Path, name: str = "alice-run", **kwargs) -> TrainingRun:
         ({"reward_config": {"weights": {"coverage": 2}}}, "unknown reward weight(s): coverage"),
         ({"hyperparameters": {**FAST, "learning_rte": 1}}, "unknown hyperparameter 'learning_rte'"),
         ({"reward_config": {"terms": {"elicitation": 0}}}, "at least one reward term needs a non-zero weight"),
+        ({"hyperparameters": {**FAST, "gradient_accumulation_steps": 4}}, "samples 4 distinct prompts but"),
     ],
 )
 def test_a_bad_configuration_fails_fast_with_a_clear_message_and_nothing_enqueued(

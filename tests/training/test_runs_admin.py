@@ -100,7 +100,7 @@ def test_the_progress_endpoint_serves_staff_only(client, alice, researcher, run,
     assert "<script>alert" not in data["html"]
     svg = client.get(reverse("training:run_curve", args=[run.pk]))
     assert svg["Content-Type"] == "image/svg+xml"
-    assert svg.content.count(b"<svg") == 2  # reward and loss panels
+    assert svg.content.count(b"<svg") == 3  # reward, loss and learning-signal panels
 
 
 def test_the_chart_escapes_series_names_and_survives_empty_and_flat_series():

@@ -20,6 +20,7 @@ device = "cpu"
 max_steps = 2
 num_generations = 2
 per_device_train_batch_size = 2
+gradient_accumulation_steps = 1
 max_completion_length = 16
 learning_rate = 0.001
 save_steps = 2

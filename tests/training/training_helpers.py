@@ -19,12 +19,15 @@ FAST = {
     "max_steps": 2,
     "num_generations": 2,
     "per_device_train_batch_size": 2,
+    "gradient_accumulation_steps": 1,
     "max_completion_length": 16,
     "learning_rate": 1e-3,
     "save_steps": 2,
     "seed": 7,
 }
-DENSE = {"terms": {"elicitation": 1.0, "concise": 0.5}}
+# A random-weight model never asks an on-topic question, so the machinery tests turn off the gate that keeps
+# `concise` from rewarding such output; real runs keep it on.
+DENSE = {"terms": {"elicitation": 1.0, "concise": 0.5}, "concise_requires_on_topic": False}
 
 needs_broker = pytest.mark.skipif(
     not os.environ.get("CELERY_BROKER_URL", "").startswith(("redis", "amqp")),

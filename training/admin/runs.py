@@ -86,6 +86,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
         overrides, _ = training_form_defaults()
         hp = merged_hyperparameters(overrides.get("hyperparameters"))
         keys = ("learning_rate", "max_steps", "num_generations", "per_device_train_batch_size")
+        keys += ("gradient_accumulation_steps",)
         keys += ("max_completion_length", "beta", "temperature", "seed", "save_steps", "lora", "lora_r", "lora_alpha")
         return {
             "hyperparameters": {k: hp[k] for k in keys},

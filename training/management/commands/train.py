@@ -7,6 +7,7 @@ TOML keys (see docs/training.md and training/configs/example.toml):
     device = "auto"                          # auto | cpu | cuda
     num_processes = 1                        # GPUs (accelerate processes)
     deepspeed_config = ""                    # optional DeepSpeed JSON (ZeRO-2/3)
+    warm_start = { source = "system:proactive-rl", steps = 20 }  # optional SFT phase first (or "study:SLUG")
     [hyperparameters]                        # any of training.grpo.DEFAULT_HYPERPARAMETERS
     [reward]                                 # terms, concise_chars; [reward.spec] overrides the evaluation
                                              # reward spec (matcher, threshold, k, weights…): avoid unless meant
@@ -35,8 +36,9 @@ from training.views_runs import heldout_accuracy_rows
 
 TOP_KEYS = {
     "name", "model", "base_system", "tasks_split", "tasks_study", "tasks_file", "device", "num_processes",
-    "deepspeed_config", "hyperparameters", "reward", "decoding", "algorithm", "preferences",
+    "deepspeed_config", "hyperparameters", "reward", "decoding", "warm_start", "algorithm", "preferences",
 }  # fmt: skip
+WARM_START_KEYS = {"source", "steps"}
 
 
 def run_from_config(config: dict[str, Any], *, created_by: Any = None) -> TrainingRun:
@@ -52,6 +54,12 @@ def run_from_config(config: dict[str, Any], *, created_by: Any = None) -> Traini
         base_system = System.objects.filter(name=config["base_system"]).first()
         if base_system is None:
             raise CommandError(f"no system named {config['base_system']!r}")
+    warm_start = config.get("warm_start", {})
+    if not isinstance(warm_start, dict) or set(warm_start) - WARM_START_KEYS:
+        raise CommandError('warm_start must be a table like { source = "system:NAME", steps = 20 }')
+    steps = warm_start.get("steps", 0)
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+        raise CommandError(f"warm_start.steps must be a non-negative integer, not {steps!r}")
     study = None
     if config.get("tasks_study"):
         study = Study.objects.filter(slug=config["tasks_study"]).first()
@@ -86,6 +94,8 @@ def run_from_config(config: dict[str, Any], *, created_by: Any = None) -> Traini
             device=config.get("device", "auto"),
             num_processes=config.get("num_processes", 1),
             deepspeed_config=config.get("deepspeed_config", ""),
+            warm_start_source=str(warm_start.get("source", "")),
+            warm_start_steps=steps,
             created_by=created_by,
         )
     except Exception as exc:  # full_clean's ValidationError and friends, reported plainly
