@@ -382,8 +382,8 @@ def save_final(trainer, spec: TrainingSpec, *, base_model_path: str | None = Non
             "initial_model_path": spec.model_path,
             "adapter": adapter,
             "steps": trainer.state.global_step,
-            "warm_start_steps": int((spec.warm_start or {}).get("steps", 0) or 0),
-            "warm_start_source": (spec.warm_start or {}).get("source", ""),
+            "warm_start_steps": int((getattr(spec, "warm_start", None) or {}).get("steps", 0) or 0),
+            "warm_start_source": (getattr(spec, "warm_start", None) or {}).get("source", ""),
         }
         (final / FINAL_INFO).write_text(json.dumps(info, indent=1), encoding="utf-8")
     return final

@@ -229,6 +229,8 @@ def test_a_researcher_adds_a_dpo_run_in_admin_with_its_defaults(client, research
         "reward_config": "{}",
         "device": "cpu",
         "num_processes": "1",
+        "warm_start_steps": "0",  # GRPO-only fields, at their initial values as the browser posts them
+        "decoding_overrides": "{}",
     }
     response = client.post(reverse("admin:training_trainingrun_add"), data)
     assert response.status_code == 302, response.content.decode()[-3000:]

@@ -204,9 +204,15 @@ def test_editing_a_run_in_admin_goes_through_the_service(client, researcher, run
         "hyperparameters": '{"max_steps": 7, "num_generations": 2, "per_device_train_batch_size": 2}',
         "device": "cpu",
         "num_processes": "1",
+        # The rest of the form as the browser posts it (initial values).
+        "warm_start_steps": "0",
+        "decoding_overrides": "{}",
+        "preference_config": "{}",
     }
     response = client.post(url, form)
-    assert response.status_code == 302, response.content.decode()[:2000]
+    assert response.status_code == 302, (
+        response.context["adminform"].form.errors.as_json() if response.context else response.status_code
+    )
     run.refresh_from_db()
     assert (run.max_steps, run.device) == (7, "cpu")  # max_steps derived by training_run_update
 
