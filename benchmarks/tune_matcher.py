@@ -15,9 +15,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.benchmarks.elicitation import load_tasks  # noqa: E402
-from training.embedding import embed  # noqa: E402
-from training.slotscore import FEATURES, pair_features  # noqa: E402
+from training.benchmarks.elicitation import load_tasks
+from training.embedding import embed
+from training.slotscore import FEATURES, pair_features
 
 C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 THRESHOLDS = np.round(np.arange(0.2, 0.8, 0.05), 2)
@@ -60,7 +60,8 @@ def main() -> None:
             f1 = prf(p >= t, g)[2]
             if best is None or f1 > best[0]:
                 best = (f1, c, float(t))
-            print(f"C={c:<5} threshold={t:.2f} DEV cross-validated F1={f1:.3f}") if t in (0.3, 0.5) else None
+            if t in (0.3, 0.5):
+                print(f"C={c:<5} threshold={t:.2f} DEV cross-validated F1={f1:.3f}")
     assert best is not None
     _, c, threshold = best
     x_dev, y_dev = np.vstack([d[0] for d in dev]), np.concatenate([d[1] for d in dev])
@@ -72,7 +73,7 @@ def main() -> None:
     for name, data in (("DEV", dev), ("TEST", test)):
         x, y = np.vstack([d[0] for d in data]), np.concatenate([d[1] for d in data])
         p, r, f1 = prf(model.predict_proba(x)[:, 1] >= threshold, y)
-        print(f"{name:4} question→fact pairs (before the simulator's rules): precision {p:.3f} recall {r:.3f} F1 {f1:.3f}")
+        print(f"{name:4} question→fact pairs, before the simulator's rules: P {p:.3f} R {r:.3f} F1 {f1:.3f}")
 
 
 if __name__ == "__main__":

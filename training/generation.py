@@ -235,17 +235,19 @@ def generation_chunk_run(*, chunk: GenerationChunk) -> None:
     params = dict(system.generation_params or {})
     params.setdefault("seed", job.pk)
     outputs = []
+    spec_label = ""
     if tasks:
         if job.reward_spec:
             spec = RewardSpec.from_dict(job.reward_spec)
         else:
             spec = spec_for_simulator_choice(job.simulator, system)
+        spec_label = spec.label()
         outputs = run_pipeline(
             [TaskInput(t.key, t.masked_task, facts_of(list(t.hidden_facts or []), t.fact_slots)) for t in tasks],
             backend=system_backend(system),
             params=params,
             simulator=spec_simulator(spec),
-            simulator_name=spec.label(),
+            simulator_name=job.simulator,
         )
     by_key = {t.key: t for t in tasks}
     present = existing | {t.pk for t in tasks}
@@ -273,7 +275,7 @@ def generation_chunk_run(*, chunk: GenerationChunk) -> None:
                             answers=out.answers,
                             revealed=out.revealed,
                             outline=out.outline,
-                            metadata={**out.metadata, "generation_job": job.pk},
+                            metadata={**out.metadata, "generation_job": job.pk, "reward_spec": spec_label},
                             blinding_flags=find_self_identification(
                                 [*out.questions, *out.answers, out.outline], patterns
                             ),
@@ -424,5 +426,8 @@ def tasks_mask(*, tasks: Iterable[Task], seed: int = 0, fraction: float = 0.5) -
     with transaction.atomic():
         for task in tasks:
             masked = mask_rule(task.full_task, seed=seed, fraction=fraction, key=task.key)
-            Task.objects.filter(pk=task.pk).update(masked_task=masked.masked_task, hidden_facts=masked.hidden_facts)
+            # The old slots belong to the old facts: clear them (slots are then derived from the new sentences).
+            Task.objects.filter(pk=task.pk).update(
+                masked_task=masked.masked_task, hidden_facts=masked.hidden_facts, fact_slots=[]
+            )
     return len(tasks)

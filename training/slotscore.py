@@ -2,13 +2,13 @@
 structural features, combined by a logistic model whose weights were fitted on the elicitation benchmark's DEV
 split only (`benchmarks/tune_matcher.py`). Pure: numpy, no Django.
 
-Why not embedding similarity at a threshold alone: on DEV its best question→fact F1 was 0.73 (TEST 0.71). Questions share
-the task's topic words with every fact ("volunteers" in all of a recruitment task's slots), paraphrase the slot
-("How long will you have at the microphone?" for a toast length) or bundle several slots in one sentence. The
-features below address each: similarity to the slot's name and to a canonical question about it, the contrast
-with the question's best fact and with the request's own sentences, words the question shares with the slot
-name but not with the request, whether the question's form fits the value's type ("how long" — a duration),
-and the best clause of a compound question."""
+Why not embedding similarity at a threshold alone: on DEV its best question→fact F1 was 0.73 (TEST 0.71).
+Questions share the task's topic words with every fact ("volunteers" in all of a recruitment task's slots),
+paraphrase the slot ("How long will you have at the microphone?" for a toast length) or bundle several slots in
+one sentence. The features below address each: similarity to the slot's name and to a canonical question about
+it, the contrast with the question's best fact and with the request's own sentences, words the question shares
+with the slot name but not with the request, whether the question's form fits the value's type ("how long" — a
+duration), and the best clause of a compound question."""
 
 from __future__ import annotations
 

@@ -235,3 +235,34 @@ def test_admin_lists_jobs_and_the_task_action_leads_to_the_generation_form(clien
     form = client.get(response["Location"])
     assert form.status_code == 200
     assert b"2 tasks selected" in form.content
+
+
+def test_the_judges_verdicts_live_in_the_shared_cache():
+    from training.generation import DjangoCacheMapping
+
+    verdicts = DjangoCacheMapping()
+    with pytest.raises(KeyError):
+        verdicts["never-asked"]
+    verdicts["asked"] = True
+    verdicts["refused"] = False
+    assert DjangoCacheMapping()["asked"] is True
+    assert DjangoCacheMapping().get("refused") is False
+
+
+def test_the_auto_eval_form_scores_every_system_under_one_spec(client, researcher):
+    asker, mute = SystemFactory(name="asker"), SystemFactory(name="mute")
+    for task in tasks(2):
+        CandidateFactory(task=task, system=asker, questions=["What is the budget?"])
+        CandidateFactory(task=task, system=mute, questions=["What tone?"])
+    client.force_login(researcher)
+    url = reverse("generation:auto-eval")
+    response = client.post(
+        url, {"systems": [asker.pk, mute.pk], "split": "test", "baseline": mute.pk, "matcher": "lexical"}
+    )
+    assert response.status_code == 302
+    results = list(AutoEvalResult.objects.all())
+    assert len(results) == 2
+    assert {r.reward_spec["matcher"] for r in results} == {"lexical"}
+    page = client.get(url).content.decode()
+    assert "reward-v2 lexical" in page
+    assert "not above zero" in page  # the baseline asks nothing useful: no relative change is printed

@@ -118,6 +118,20 @@ def test_a_tasks_file_is_checked_line_by_line(model_dir, tmp_path):
     assert "tasks file line 3: masked_task must be a non-empty string" in problems[1]
 
 
+def test_training_tasks_carry_slot_value_facts_from_a_file_or_the_database(model_dir, tmp_path):
+    path = tmp_path / "tasks.jsonl"
+    facts = ["The budget is $900.", {"slot": "travellers", "value": "two adults"}]
+    path.write_text(json.dumps({"masked_task": "Plan a trip.", "hidden_facts": facts}) + "\n")
+    [task] = training_run_spec(_run(model_dir, task_split="", tasks_file=str(path))).tasks
+    assert task["hidden_facts"] == ["The budget is $900.", "The travellers is two adults."]
+    assert task["fact_slots"] == [{"slot": "budget", "value": "$900"}, {"slot": "travellers", "value": "two adults"}]
+    factories.TaskFactory(
+        split="train", hidden_facts=["Audience: nurses."], fact_slots=[{"slot": "audience", "value": "nurses"}]
+    )
+    tasks = training_run_spec(_run(model_dir, name="from-db")).tasks
+    assert {"slot": "audience", "value": "nurses"} in [s for t in tasks for s in t["fact_slots"]]
+
+
 def test_a_run_cannot_be_started_twice(model_dir, django_capture_on_commit_callbacks):
     run = _run(model_dir)
     with django_capture_on_commit_callbacks() as callbacks:

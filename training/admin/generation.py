@@ -24,6 +24,7 @@ class GenerationJobAdmin(admin.ModelAdmin):
         "system",
         "task_ids",
         "simulator",
+        "reward_spec",
         "status",
         "total",
         "done",
@@ -74,7 +75,7 @@ class GenerationJobAdmin(admin.ModelAdmin):
 class AutoEvalResultAdmin(admin.ModelAdmin):
     list_display = ("id", "system", "baseline", "split", "n_tasks", "reward", "created_at")
     list_select_related = ("system", "baseline")
-    readonly_fields = ("system", "baseline", "split", "n_tasks", "metrics", "created_at")
+    readonly_fields = ("system", "baseline", "split", "n_tasks", "metrics", "reward_spec", "created_at")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
