@@ -36,7 +36,7 @@ from .models import (
     StudyStatus,
     Task,
 )
-from .selectors import studies_visible_to
+from .selectors import AnnotatorRow, studies_visible_to
 from .services import (
     GOLD_MIN_JUDGED,
     UNSTORABLE,
@@ -570,6 +570,49 @@ def study_answer_progress(*, study: Study) -> dict[str, Any]:
         "percent": min(100, round(100 * done / needed)) if needed else 0,
         "annotators": rows,
     }
+
+
+@dataclass
+class AnswerAnnotatorRow(AnnotatorRow):
+    """The per-annotator quality row of an answer study: `judgments` counts answer sets; no screen sides."""
+
+    @property
+    def response_1_share(self) -> float | None:
+        return None
+
+
+def answer_quality_table(*, study: Study) -> list[AnnotatorRow]:
+    """Per annotator: answer sets, skipped and expired leases, gold accuracy, median seconds, flag."""
+    rows: dict[int, AnnotatorRow] = {}
+
+    def row(user_id: int, username: str) -> AnnotatorRow:
+        return rows.setdefault(user_id, AnswerAnnotatorRow(annotator_id=user_id, username=username))
+
+    sets = HumanTranscript.objects.filter(item__study=study).values_list(
+        "annotator_id", "annotator__username", "seconds", "answers", "item__is_gold", "item__gold_question"
+    )
+    for user_id, username, seconds, given, is_gold, at in sets.iterator(chunk_size=2000):
+        r = row(user_id, username)
+        r.judgments += 1
+        r.seconds.append(seconds)
+        if is_gold:
+            r.gold_judged += 1
+            r.gold_correct += bool(at is not None and at < len(given) and given[at].get("doesnt_say"))
+    ended = AnswerAssignment.objects.filter(
+        item__study=study, state__in=[AssignmentState.SKIPPED, AssignmentState.EXPIRED]
+    ).values_list("annotator_id", "annotator__username", "state")
+    for user_id, username, state in ended:
+        r = row(user_id, username)
+        if state == AssignmentState.SKIPPED:
+            r.skipped += 1
+        else:
+            r.expired += 1
+    for user_id, username, reason in AnnotatorFlag.objects.filter(study=study).values_list(
+        "annotator_id", "annotator__username", "reason"
+    ):
+        r = row(user_id, username)
+        r.flagged, r.flag_reason = True, reason
+    return sorted(rows.values(), key=lambda r: r.username)
 
 
 def study_transcripts(*, study: Study, exclude_flagged: bool = True) -> QuerySet[HumanTranscript]:

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from annotation import selectors
-from annotation.models import Study, StudyAnnotatorQuality
+from annotation.models import Study, StudyAnnotatorQuality, StudyKind
 
 
 @admin.register(StudyAnnotatorQuality)
@@ -47,13 +47,18 @@ class AnnotatorQualityAdmin(admin.ModelAdmin):
         study = get_object_or_404(Study, pk=object_id)
         if not self.has_view_permission(request, study):
             raise PermissionDenied
+        quality_table, flagged = selectors.annotator_quality_table, selectors.flagged_content
+        if study.kind == StudyKind.ANSWER:
+            from annotation import answers
+
+            quality_table, flagged = answers.answer_quality_table, answers.answer_flagged_content
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": f"Annotators of “{study.title}”",
             "study": study,
-            "rows": selectors.annotator_quality_table(study=study),
-            "flagged": selectors.flagged_content(study=study)[:200],
+            "rows": quality_table(study=study),
+            "flagged": flagged(study=study)[:200],
             "flags_url": reverse("admin:annotation_annotatorflag_changelist") + f"?study__id__exact={study.pk}",
             "preview_url": reverse("annotation:preview", args=[study.pk]),
         }
