@@ -16,7 +16,7 @@ from training.human_answers import HumanAnswer, TranscriptScore, score_transcrip
 from training.matching import Matcher
 from training.rewards import RewardWeights
 
-from .answers import study_transcripts
+from .answers_selectors import study_transcripts
 from .models import AnnotatorFlag, HumanTranscript, Study
 from .stats.fidelity import DEFAULT_ROUNDS, TranscriptRecord, fidelity_report
 

@@ -49,7 +49,7 @@ class AnnotatorQualityAdmin(admin.ModelAdmin):
             raise PermissionDenied
         quality_table, flagged = selectors.annotator_quality_table, selectors.flagged_content
         if study.kind == StudyKind.ANSWER:
-            from annotation import answers
+            from annotation import answers_selectors as answers
 
             quality_table, flagged = answers.answer_quality_table, answers.answer_flagged_content
         context = {
