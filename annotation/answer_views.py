@@ -16,7 +16,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from . import answers, selectors, services
+from . import answers, answers_selectors, selectors, services
 from .models import AnswerAssignment, AssignmentState, Study, StudyKind
 
 SKIP_REASONS = (
@@ -27,7 +27,7 @@ SKIP_REASONS = (
 
 
 def _get_assignment_for_user(request: HttpRequest, assignment_id: int) -> AnswerAssignment:
-    assignment = answers.answer_assignment_for_annotator(user=request.user, assignment_id=assignment_id)
+    assignment = answers_selectors.answer_assignment_for_annotator(user=request.user, assignment_id=assignment_id)
     if assignment is None:
         raise Http404("No such item for you.")
     return assignment
@@ -60,7 +60,12 @@ def _question_seconds(request: HttpRequest) -> list[Any] | None:
 
 
 def _context(
-    request: HttpRequest, *, study: Study, card: answers.IntentCard, posted: list[dict[str, Any]] | None, **extra: Any
+    request: HttpRequest,
+    *,
+    study: Study,
+    card: answers_selectors.IntentCard,
+    posted: list[dict[str, Any]] | None,
+    **extra: Any,
 ) -> dict[str, Any]:
     errors = extra.pop("errors", {})
     posted = posted or [{"text": "", "doesnt_say": False} for _ in card.questions]
@@ -81,7 +86,7 @@ def _context(
         "form_error": errors.get("answers", ""),
         "instructions_html": selectors.study_instructions_html(study=study),
         "skip_reasons": SKIP_REASONS,
-        "progress": answers.answer_progress(study=study, user=request.user),
+        "progress": answers_selectors.answer_progress(study=study, user=request.user),
         **extra,
     }
 
@@ -114,7 +119,7 @@ def answer(request: HttpRequest, assignment_id: int) -> HttpResponse:
             if not created:
                 messages.info(request, "Those answers were already recorded.")
             return next_response(request, study)
-    card = answers.intent_card(item=item, study=study)
+    card = answers_selectors.intent_card(item=item, study=study)
     context = _context(
         request,
         study=study,
@@ -163,7 +168,7 @@ def preview(request: HttpRequest, study: Study) -> HttpResponse:
     if item is None:
         messages.error(request, "This study has no items yet: build them first.")
         return redirect("admin:annotation_study_change", study.pk)
-    card = answers.intent_card(item=item, study=study)
+    card = answers_selectors.intent_card(item=item, study=study)
     return render(
         request,
         "annotation/answer.html",
@@ -223,8 +228,8 @@ def answer_results(request: HttpRequest, study: Study) -> HttpResponse:
         "columns": [label for _, label, _ in FIDELITY_COLUMNS],
         "rows": _fidelity_rows(report) if report["overall"] else [],
         "tau": _interval_text((report["ranking"] or {}).get("kendall_tau")),
-        "progress": answers.study_answer_progress(study=study),
-        "flagged_content": answers.answer_flagged_content(study=study)[:50],
+        "progress": answers_selectors.study_answer_progress(study=study),
+        "flagged_content": answers_selectors.answer_flagged_content(study=study)[:50],
     }
     return render(request, "annotation/answer_results.html", context)
 

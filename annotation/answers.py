@@ -1,6 +1,6 @@
 """The `answer` study: people play the user and answer one system's questions from an intent card.
 
-Writes (services) and the reads that span relations (selectors) of this study kind. The assignment engine
+Writes (services) of this study kind; its reads are in answers_selectors.py. The assignment engine
 mirrors the pairwise one in services.py (leases, overlap, quota, skip, flag, gold): one lock order,
 `skip_locked`, the overlap re-checked on the locked row. Answer sets are stored atomically and
 idempotently, like judgments, as HumanTranscript rows: the candidate's sibling with human answers."""
@@ -10,7 +10,6 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,10 +17,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
-from training.facts import facts_of
 from training.matching import LexicalMatcher
 
 from .models import (
@@ -404,16 +402,9 @@ def answer_set_submit(
     return transcript, True
 
 
-def answer_gold_accuracy(*, study: Study, annotator: AbstractBaseUser) -> tuple[int, int]:
-    """(correct, answered) over gold items: correct when the gold question got "the card doesn't say"."""
-    rows = HumanTranscript.objects.filter(item__study=study, item__is_gold=True, annotator=annotator).values_list(
-        "answers", "item__gold_question"
-    )
-    correct = sum(1 for answers, at in rows if at is not None and at < len(answers) and answers[at].get("doesnt_say"))
-    return correct, len(rows)
-
-
 def _gold_check(*, study: Study, annotator: AbstractBaseUser) -> None:
+    from .answers_selectors import answer_gold_accuracy
+
     correct, judged = answer_gold_accuracy(study=study, annotator=annotator)
     if judged >= GOLD_MIN_JUDGED and correct / judged < study.gold_min_accuracy:
         AnnotatorFlag.objects.get_or_create(
@@ -457,141 +448,3 @@ def answer_assignment_flag(*, assignment_id: int, annotator: AbstractBaseUser, r
         AnswerAssignment.objects.filter(pk=assignment.pk).update(flag_reason=reason[:2000], updated_at=timezone.now())
         assignment.refresh_from_db()
     return assignment
-
-
-# --- selectors ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CardFact:
-    text: str
-    slot: str  # "" unless the task stores the fact's slot
-
-
-@dataclass(frozen=True)
-class IntentCard:
-    """Everything an annotator sees of an item. Deliberately holds no system, candidate or other person's answer."""
-
-    request: str
-    facts: list[CardFact]
-    masked_request: str
-    questions: list[str]
-
-
-def answer_assignment_for_annotator(*, user: AbstractBaseUser, assignment_id: int) -> AnswerAssignment | None:
-    if not user.is_authenticated:
-        return None
-    return (
-        AnswerAssignment.objects.select_related("item__study", "item__task")
-        .filter(pk=assignment_id, annotator=user)
-        .first()
-    )
-
-
-def intent_card(*, item: AnswerItem, study: Study) -> IntentCard:
-    task = item.task
-    stored_slots = list(getattr(task, "fact_slots", None) or [])
-    texts = [str(f) for f in task.hidden_facts or []]
-    facts = [
-        CardFact(text=fact.text, slot=fact.slot if i < len(stored_slots) else "")
-        for i, fact in enumerate(facts_of(texts, stored_slots))
-    ]
-    return IntentCard(
-        request=task.full_task,
-        facts=facts,
-        masked_request=task.masked_task if study.show_masked_task else "",
-        questions=[str(q) for q in item.questions],
-    )
-
-
-@dataclass(frozen=True)
-class AnswerProgress:
-    mine_done: int
-    quota: int | None
-    study_done: int
-    study_needed: int
-
-    @property
-    def mine_percent(self) -> int:
-        return min(100, round(100 * self.mine_done / self.quota)) if self.quota else 0
-
-    @property
-    def study_percent(self) -> int:
-        return min(100, round(100 * self.study_done / self.study_needed)) if self.study_needed else 0
-
-
-def answer_progress(*, study: Study, user: AbstractBaseUser) -> AnswerProgress:
-    from django.db.models import Sum
-    from django.db.models.functions import Least
-
-    mine = AnswerAssignment.objects.filter(item__study=study, annotator=user, state=AssignmentState.SUBMITTED).count()
-    regular = AnswerItem.objects.filter(study=study, is_gold=False).aggregate(
-        n=Count("pk"), done=Sum(Least("answers_count", study.overlap))
-    )
-    return AnswerProgress(
-        mine_done=mine,
-        quota=study.quota_per_annotator,
-        study_done=regular["done"] or 0,
-        study_needed=regular["n"] * study.overlap,
-    )
-
-
-def study_answer_progress(*, study: Study) -> dict[str, Any]:
-    """Items, answer sets needed and stored, and per annotator: sets, gold accuracy, skipped, flagged."""
-    items = AnswerItem.objects.filter(study=study, is_gold=False).count()
-    done = HumanTranscript.objects.filter(item__study=study, item__is_gold=False).count()
-    flagged = set(AnnotatorFlag.objects.filter(study=study).values_list("annotator_id", flat=True))
-    people = (
-        AnswerAssignment.objects.filter(item__study=study)
-        .values("annotator_id", "annotator__username")
-        .annotate(
-            answered=Count("pk", filter=Q(state=AssignmentState.SUBMITTED)),
-            skipped=Count("pk", filter=Q(state=AssignmentState.SKIPPED)),
-        )
-        .order_by("annotator__username")
-    )
-    rows = []
-    for p in people:
-        correct, gold = answer_gold_accuracy(study=study, annotator=get_user_model()(pk=p["annotator_id"]))
-        rows.append(
-            {
-                "username": p["annotator__username"],
-                "answered": p["answered"],
-                "skipped": p["skipped"],
-                "gold": f"{correct}/{gold}" if gold else "–",
-                "flagged": p["annotator_id"] in flagged,
-            }
-        )
-    needed = items * study.overlap
-    return {
-        "items": items,
-        "needed": needed,
-        "done": done,
-        "percent": min(100, round(100 * done / needed)) if needed else 0,
-        "annotators": rows,
-    }
-
-
-def study_transcripts(*, study: Study, exclude_flagged: bool = True) -> QuerySet[HumanTranscript]:
-    """Non-gold transcripts of the study (gold items carry an inserted question: not the system's)."""
-    rows = HumanTranscript.objects.filter(item__study=study, item__is_gold=False)
-    if exclude_flagged:
-        flagged = AnnotatorFlag.objects.filter(study=study, annotator=OuterRef("annotator"))
-        rows = rows.filter(~Exists(flagged))
-    return rows.select_related("candidate__system", "candidate__task", "annotator").order_by("pk")
-
-
-def answer_flagged_content(*, study: Study) -> QuerySet[AnswerAssignment]:
-    return (
-        AnswerAssignment.objects.filter(item__study=study)
-        .exclude(flag_reason="")
-        .select_related("annotator", "item__task")
-        .order_by("-updated_at")
-    )
-
-
-def systems_with_transcripts(*, system_ids: Iterable[int], split: str = "") -> QuerySet[HumanTranscript]:
-    rows = HumanTranscript.objects.filter(candidate__system_id__in=list(system_ids), item__is_gold=False)
-    if split:
-        rows = rows.filter(candidate__task__split=split)
-    return rows.filter(~Q(answers=[]))

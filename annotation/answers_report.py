@@ -16,7 +16,7 @@ from training.facts import facts_of
 from training.human_answers import HumanAnswer, TranscriptScore, score_transcript
 from training.matching import Matcher
 
-from .answers import study_transcripts
+from .answers_selectors import study_transcripts
 from .models import AnnotatorFlag, HumanTranscript, Study
 from .stats.fidelity import DEFAULT_ROUNDS, TranscriptRecord, fidelity_report
 

@@ -83,7 +83,7 @@ def assignment_for_annotator(*, user: AbstractBaseUser, assignment_id: int) -> A
 
 def annotator_progress(*, study: Study, user: AbstractBaseUser) -> Progress:
     if study.kind == StudyKind.ANSWER:
-        from .answers import answer_progress
+        from .answers_selectors import answer_progress
 
         p = answer_progress(study=study, user=user)
         return Progress(mine_done=p.mine_done, quota=p.quota, study_done=p.study_done, study_needed=p.study_needed)

@@ -33,7 +33,7 @@ django.setup()
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
-from annotation import answers  # noqa: E402
+from annotation import answers, answers_selectors  # noqa: E402
 from annotation.models import (  # noqa: E402
     AnswerAssignment,
     AnswerItem,
@@ -122,8 +122,8 @@ def run_annotators(study_id: int, user_ids: list[int], sets: int, think_ms: floa
                 started = time.perf_counter()
                 assignment = answers.answer_assignment_next(study=study, annotator=user)
                 if assignment is not None:
-                    mine = answers.answer_assignment_for_annotator(user=user, assignment_id=assignment.pk)
-                    answers.intent_card(item=mine.item, study=study)
+                    mine = answers_selectors.answer_assignment_for_annotator(user=user, assignment_id=assignment.pk)
+                    answers_selectors.intent_card(item=mine.item, study=study)
                 mine_serve.append((time.perf_counter() - started) * 1000)
                 if assignment is None:
                     break

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from annotation import selectors
-from annotation.models import Study, StudyAnnotatorQuality
+from annotation.models import Study, StudyAnnotatorQuality, StudyKind
 
 
 @admin.register(StudyAnnotatorQuality)
@@ -47,8 +47,14 @@ class AnnotatorQualityAdmin(admin.ModelAdmin):
         study = get_object_or_404(Study, pk=object_id)
         if not self.has_view_permission(request, study):
             raise PermissionDenied
-        rows = selectors.annotator_quality_table(study=study)
-        judged, ties = sum(r.judgments for r in rows), sum(r.ties for r in rows)
+        quality_table, flagged = selectors.annotator_quality_table, selectors.flagged_content
+        if study.kind == StudyKind.ANSWER:
+            from annotation import answers_selectors as answers
+
+            quality_table, flagged = answers.answer_quality_table, answers.answer_flagged_content
+        rows = quality_table(study=study)
+        # Ties are a pairwise notion: answer-study rows have none.
+        judged, ties = sum(getattr(r, "judgments", 0) for r in rows), sum(getattr(r, "ties", 0) for r in rows)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -58,7 +64,7 @@ class AnnotatorQualityAdmin(admin.ModelAdmin):
             "overall_judgments": judged,
             "overall_ties": ties,
             "overall_tie_share": ties / judged if judged else None,
-            "flagged": selectors.flagged_content(study=study)[:200],
+            "flagged": flagged(study=study)[:200],
             "flags_url": reverse("admin:annotation_annotatorflag_changelist") + f"?study__id__exact={study.pk}",
             "preview_url": reverse("annotation:preview", args=[study.pk]),
         }

@@ -77,3 +77,29 @@ def test_a_new_answer_study_in_admin_defaults_to_overlap_one(client, researcher)
     form.update(slug="play-two", overlap=2)
     client.post(reverse("admin:annotation_study_add"), {**form, "initial-overlap": 3})
     assert Study.objects.get(slug="play-two").overlap == 2  # chosen on purpose: kept
+
+
+def test_the_annotator_quality_page_counts_answer_sets_gold_and_flags(client, researcher):
+    from annotation.answers import answer_assignment_flag
+    from tests.annotation.answer_support import answers_for, make_answer_study
+
+    alice = factories.UserFactory(username="alice")
+    study = make_answer_study(tasks=2, systems=1, annotators=(alice,), gold_rate=0.5)
+    first = answer_assignment_next(study=study, annotator=alice)
+    answer_assignment_flag(assignment_id=first.pk, annotator=alice, reason="unreadable question")
+    while (assignment := answer_assignment_next(study=study, annotator=alice)) is not None:
+        answer_set_submit(
+            assignment_id=assignment.pk, annotator=alice, answers=answers_for(len(assignment.item.questions))
+        )
+    client.force_login(researcher)
+    page = client.get(reverse("admin:annotation_studyannotatorquality_change", args=[study.pk])).content.decode()
+    row = page.split("<td>alice</td>")[1].split("</tr>")[0]
+    cells = [c.split("</td>")[0].strip() for c in row.split("<td>")[1:]]
+    done = HumanTranscript.objects.filter(annotator=alice)
+    assert cells[0] == str(done.count())
+    gold = done.filter(item__is_gold=True).count()
+    assert cells[3] == str(gold)
+    if gold:
+        assert cells[4].startswith("0%")  # alice never said "the card doesn't say"
+    assert cells[6] == "—"  # no screen sides in an answer study
+    assert "unreadable question" in page

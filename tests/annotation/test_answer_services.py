@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from annotation import answers
+from annotation import answers, answers_selectors
 from annotation.answers import answer_assignment_next, answer_set_submit, study_build_answer_items
 from annotation.models import (
     AnnotatorFlag,
@@ -159,7 +159,7 @@ def test_flag_records_the_reason_and_keeps_the_lease(alice):
     flagged = answers.answer_assignment_flag(assignment_id=assignment.pk, annotator=alice, reason="names its author")
     assert flagged.flag_reason == "names its author"
     assert flagged.state == AssignmentState.ACTIVE
-    assert list(answers.answer_flagged_content(study=study)) == [flagged]
+    assert list(answers_selectors.answer_flagged_content(study=study)) == [flagged]
 
 
 def test_quota_closed_study_and_strangers_are_refused(alice, bob):
@@ -200,14 +200,16 @@ def test_failing_gold_flags_the_annotator_and_passing_gold_does_not(alice, bob):
             if item.is_gold and says_nothing:
                 sent[item.gold_question] = {"text": "", "doesnt_say": True}
             answer_set_submit(assignment_id=assignment.pk, annotator=person, answers=sent)
-    assert answers.answer_gold_accuracy(study=study, annotator=alice)[0] == 0
-    correct, judged = answers.answer_gold_accuracy(study=study, annotator=bob)
+    assert answers_selectors.answer_gold_accuracy(study=study, annotator=alice)[0] == 0
+    correct, judged = answers_selectors.answer_gold_accuracy(study=study, annotator=bob)
     assert judged >= 3
     assert correct == judged
     assert AnnotatorFlag.objects.filter(study=study, annotator=alice).exists()
     assert not AnnotatorFlag.objects.filter(study=study, annotator=bob).exists()
     # Gold answer sets never count as transcripts of the system's questions.
-    assert not answers.study_transcripts(study=study, exclude_flagged=False).filter(item__is_gold=True).exists()
+    assert (
+        not answers_selectors.study_transcripts(study=study, exclude_flagged=False).filter(item__is_gold=True).exists()
+    )
 
 
 def test_expiry_returns_slots_once(alice):
