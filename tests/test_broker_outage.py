@@ -60,7 +60,13 @@ def test_a_training_run_started_while_the_broker_is_down_stays_queued_with_a_cle
         name="outage",
         base_model_path=str(tiny_model_dir),
         task_split="train",
-        hyperparameters={"max_steps": 1, "num_generations": 2, "per_device_train_batch_size": 2},
+        # One prompt a step (2 completions): the 2 tasks are enough for a step.
+        hyperparameters={
+            "max_steps": 1,
+            "num_generations": 2,
+            "per_device_train_batch_size": 2,
+            "gradient_accumulation_steps": 1,
+        },
         device="cpu",
     )
     run = training_run_start(run=run)

@@ -110,7 +110,8 @@ def test_results_training_and_admin_pages_work_under_the_policy(browser, live_se
     with page.expect_response(lambda r: f"/training/runs/{training_run.pk}/progress" in r.url, timeout=10000):
         _visit(page, console, f"{live_server.url}/admin/training/trainingrun/{training_run.pk}/change/")
     page.wait_for_timeout(300)
-    assert page.locator(".pig-run-curve svg").count() == 2
+    # Reward, loss, and the share of groups without learning signal.
+    assert page.locator(".pig-run-curve svg").count() == 3
     # The reward panel's three long legend names do not overlap one another (they did side by side).
     boxes = page.eval_on_selector_all(
         ".pig-run-curve svg:first-child [data-legend]",
