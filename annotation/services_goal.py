@@ -195,8 +195,6 @@ class ServingPlan:
 def study_serving_plan(*, study: Study, rng: random.Random) -> ServingPlan:
     """Which pairs the next comparison may come from. Reads a few rows, writes nothing (except, once, the
     pairs of a study that was given a goal before any refresh ran)."""
-    from annotation.stats.goal import pair_order
-
     if study.budget is not None:
         # Judgments plus live leases: a lease handed out now would be judged later.
         taken = Comparison.objects.filter(study=study, is_gold=False).aggregate(total=Sum("slots_taken"))["total"]
@@ -204,6 +202,11 @@ def study_serving_plan(*, study: Study, rng: random.Random) -> ServingPlan:
             return ServingPlan(pair_ids=[], exhausted=True)
     if study.goal == StudyGoal.NONE:
         return ServingPlan(pair_ids=None, exhausted=False)
+    # Imported here, past the no-goal return: the stats package loads numpy and scipy (about 1.5 s), and a
+    # module-level import made every process's first next-comparison request of every study wait for it
+    # (judging_latency: p95 29 → 100 ms, p99 45 ms → 1.6 s).
+    from annotation.stats.goal import pair_order
+
     pairs = list(StudyPair.objects.filter(study=study).order_by("pk").values_list("pk", "open", "weight"))
     if not pairs:
         pairs = [(p.pk, p.open, p.weight) for p in study_pairs_sync(study=study)]
