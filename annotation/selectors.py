@@ -10,6 +10,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Least
 
+from training.preferences import majority_side
+
 from .models import (
     AnnotatorFlag,
     Assignment,
@@ -247,16 +249,6 @@ def flagged_content(*, study: Study) -> QuerySet[Assignment]:
         .select_related("annotator", "comparison__task")
         .order_by("-updated_at")
     )
-
-
-def majority_side(a: int, b: int, tie: int) -> str:
-    """A comparison's verdict by strict majority: "a", "b", "tie" (ties outnumber both sides) or "split".
-    One rule for the TRL preference export and for warm-start examples."""
-    if tie > max(a, b):
-        return "tie"
-    if tie == max(a, b) or a == b:
-        return "split"
-    return "a" if a > b else "b"
 
 
 def study_preferred_candidates(*, study: Study, split: str | None = None) -> list[Candidate]:

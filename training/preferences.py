@@ -220,13 +220,11 @@ def comparison_pairs(
         report.drop("too_few_votes")
         return []
     if aggregation == "majority":
-        if tie > max(a, b):
-            report.drop("tie")
+        side = majority_side(a, b, tie)
+        if side in ("tie", "split"):
+            report.drop(side)
             return []
-        if tie == max(a, b) or a == b:
-            report.drop("split")
-            return []
-        winners = ["a" if a > b else "b"]
+        winners = [side]
         votes = max(a, b)
     else:
         winners = [c for c in cv.choices if c in ("a", "b")]
@@ -279,6 +277,16 @@ def build_pairs(
             max_questions=cfg["max_questions"],
             report=report,
         )
+
+
+def majority_side(a: int, b: int, tie: int) -> str:
+    """A comparison's verdict by strict majority: "a", "b", "tie" (ties outnumber both sides) or "split".
+    One rule for DPO pairs, the `trl` export and warm-start examples from a study."""
+    if tie > max(a, b):
+        return "tie"
+    if tie == max(a, b) or a == b:
+        return "split"
+    return "a" if a > b else "b"
 
 
 # ---------------------------------------------------------------- held-out split by task
